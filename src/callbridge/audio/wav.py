@@ -31,13 +31,16 @@ def read_wav_ulaw(path: str | Path) -> bytes:
     return pcm16_to_ulaw(resample_linear(samples, rate, SAMPLE_RATE))
 
 
-def resample_linear(samples: npt.NDArray[np.float64], src_rate: int, dst_rate: int) -> npt.NDArray[np.float64]:
+def resample_linear(
+    samples: npt.NDArray[np.float64], src_rate: int, dst_rate: int
+) -> npt.NDArray[np.float64]:
     """Linear-interpolation resampling of a whole signal (not streaming)."""
     if src_rate == dst_rate or samples.size == 0:
         return samples
-    count = int(round(samples.size * dst_rate / src_rate))
+    count = round(samples.size * dst_rate / src_rate)
     positions = np.arange(count) * (src_rate / dst_rate)
-    return np.interp(positions, np.arange(samples.size), samples)
+    resampled: npt.NDArray[np.float64] = np.interp(positions, np.arange(samples.size), samples)
+    return resampled
 
 
 def write_wav_ulaw_as_pcm16(path: str | Path, ulaw: bytes) -> None:

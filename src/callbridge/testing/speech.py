@@ -1,4 +1,4 @@
-"""Audio for simulated calls: real speech from espeak-ng when installed, speech-like signal otherwise.
+"""Audio for simulated calls: speech from espeak-ng when installed, speech-like signal otherwise.
 
 Owns making μ-law audio (8 kHz mono) from text or a duration. `speak()` shells out to Debian's
 `espeak-ng` and `sox`; without them it falls back to `speechlike()`, a voiced signal with a syllable
@@ -47,8 +47,9 @@ def estimated_seconds(text: str, words_per_minute: int = 175) -> float:
 def speechlike(seconds: float, *, seed: int = 0, level: float = 0.3) -> bytes:
     """A voiced, syllable-rhythm signal of `seconds` in μ-law; deterministic for a given seed.
 
-    Each ~200 ms syllable has a pitch between 100 and 220 Hz with three harmonics and a raised-cosine
-    envelope; a little noise keeps every 20 ms frame distinct, so audio can be traced through a call.
+    Each ~200 ms syllable has a pitch between 100 and 220 Hz with three harmonics and a
+    raised-cosine envelope; a little noise keeps every 20 ms frame distinct, so audio can be traced
+    through a call.
     """
     rng = random.Random(seed)
     total = int(seconds * SAMPLE_RATE)

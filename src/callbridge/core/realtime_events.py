@@ -1,0 +1,294 @@
+"""OpenAI Realtime (GA interface) events: client events we send, server events we act on.
+
+Client events are frozen dataclasses with `serialize()`; `parse()` turns a server frame into the
+matching dataclass, or `Unknown` for the many types the bridge does not act on — never an exception
+for an unknown type. `parse()` raises only `RealtimeProtocolError` (not JSON, no `type`, or a known
+event missing a field the bridge needs). Only GA names: `response.output_audio.*`,
+`response.output_audio_transcript.*`; the retired beta shapes are never produced.
+No I/O. No clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callbridge.errors import RealtimeProtocolError
+
+_COMPACT = (",", ":")
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=_COMPACT, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- client events (we send)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    session: dict[str, Any]
+
+    def serialize(self) -> str:
+        return _dumps({"type": "session.update", "session": self.session})
+
+
+@dataclass(frozen=True, slots=True)
+class AppendAudio:
+    """Caller audio, forwarded as the base64 text Twilio sent (never decoded)."""
+
+    audio: str
+
+    def serialize(self) -> str:
+        return '{"type":"input_audio_buffer.append","audio":"' + self.audio + '"}'
+
+
+@dataclass(frozen=True, slots=True)
+class TruncateItem:
+    """Cut an assistant item's audio at what the caller heard. `event_id` (prefix
+    `TRUNCATE_EVENT_PREFIX`) lets a rejection be recognised in the `error` that answers it."""
+
+    item_id: str
+    content_index: int
+    audio_end_ms: int
+    event_id: str = ""
+
+    def serialize(self) -> str:
+        payload: dict[str, Any] = {
+            "type": "conversation.item.truncate",
+            "item_id": self.item_id,
+            "content_index": self.content_index,
+            "audio_end_ms": self.audio_end_ms,
+        }
+        if self.event_id:
+            payload["event_id"] = self.event_id
+        return _dumps(payload)
+
+
+TRUNCATE_EVENT_PREFIX = "truncate_"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResponse:
+    response: dict[str, Any] | None = None
+
+    def serialize(self) -> str:
+        if self.response is None:
+            return '{"type":"response.create"}'
+        return _dumps({"type": "response.create", "response": self.response})
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResponse:
+    response_id: str | None = None
+
+    def serialize(self) -> str:
+        if self.response_id is None:
+            return '{"type":"response.cancel"}'
+        return _dumps({"type": "response.cancel", "response_id": self.response_id})
+
+
+@dataclass(frozen=True, slots=True)
+class CreateItem:
+    item: dict[str, Any]
+
+    def serialize(self) -> str:
+        return _dumps({"type": "conversation.item.create", "item": self.item})
+
+
+ClientEvent = (
+    SessionUpdate | AppendAudio | TruncateItem | CreateResponse | CancelResponse | CreateItem
+)
+
+
+# ---------------------------------------------------------------- server events (we receive)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    session: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    session: dict[str, Any]
+
+    def audio_format(self, direction: str) -> str | None:
+        """The effective `audio.<direction>.format.type`, e.g. "audio/pcmu"."""
+        audio = self.session.get("audio") or {}
+        fmt = (audio.get(direction) or {}).get("format") or {}
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        return kind if isinstance(kind, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    type: str
+    code: str | None
+    message: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    audio_start_ms: int
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    audio_end_ms: int
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDelta:
+    response_id: str
+    item_id: str
+    content_index: int
+    delta: str  # base64 audio in the session's output format
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDone:
+    response_id: str
+    item_id: str
+    content_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    response_id: str
+    item_id: str
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDone:
+    response_id: str
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscription:
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCallDone:
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    response_id: str
+    status: str
+    reason: str | None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTruncated:
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A server event the bridge does not act on, kept whole for logs and tests."""
+
+    type: str
+    data: dict[str, Any]
+
+
+ServerEvent = (
+    SessionCreated | SessionUpdated | ServerError | SpeechStarted | SpeechStopped
+    | ResponseCreated | AudioDelta | AudioDone | TranscriptDelta | TranscriptDone
+    | InputTranscription | FunctionCallDone | ResponseDone | ItemTruncated | Unknown
+)
+
+
+def parse(text: str | bytes) -> ServerEvent:
+    """Parse one server frame. Raises `RealtimeProtocolError`; unknown types become `Unknown`."""
+    try:
+        event = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise RealtimeProtocolError(f"event is not JSON: {exc}") from exc
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise RealtimeProtocolError("event is not an object with a string `type`")
+    kind: str = event["type"]
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        return Unknown(type=kind, data=event)
+    try:
+        return builder(event)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RealtimeProtocolError(f"{kind} is malformed: {exc!r}") from exc
+
+
+def _error(e: dict[str, Any]) -> ServerError:
+    err = e.get("error") or {}
+    return ServerError(
+        type=str(err.get("type", "")),
+        code=err.get("code"),
+        message=str(err.get("message", "")),
+        event_id=err.get("event_id"),
+    )
+
+
+def _response_done(e: dict[str, Any]) -> ResponseDone:
+    response = e["response"]
+    details = response.get("status_details") or {}
+    return ResponseDone(
+        response_id=response["id"],
+        status=response.get("status", "completed"),
+        reason=details.get("reason"),
+        usage=response.get("usage") or {},
+    )
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
+    "response.output_audio.delta": lambda e: AudioDelta(
+        e["response_id"], e["item_id"], int(e.get("content_index", 0)), e["delta"]
+    ),
+    "response.output_audio.done": lambda e: AudioDone(
+        e["response_id"], e["item_id"], int(e.get("content_index", 0))
+    ),
+    "response.output_audio_transcript.delta": lambda e: TranscriptDelta(
+        e["response_id"], e["item_id"], e["delta"]
+    ),
+    "response.output_audio_transcript.done": lambda e: TranscriptDone(
+        e["response_id"], e["item_id"], e.get("transcript") or ""
+    ),
+    "input_audio_buffer.speech_started": lambda e: SpeechStarted(
+        int(e.get("audio_start_ms", 0)), e["item_id"]
+    ),
+    "input_audio_buffer.speech_stopped": lambda e: SpeechStopped(
+        int(e.get("audio_end_ms", 0)), e["item_id"]
+    ),
+    "response.created": lambda e: ResponseCreated(e["response"]["id"]),
+    "response.done": _response_done,
+    "response.function_call_arguments.done": lambda e: FunctionCallDone(
+        e.get("response_id", ""), e.get("item_id", ""), e["call_id"], e["name"], e["arguments"]
+    ),
+    "conversation.item.input_audio_transcription.completed": lambda e: InputTranscription(
+        e["item_id"], e.get("transcript") or ""
+    ),
+    "conversation.item.truncated": lambda e: ItemTruncated(e["item_id"], int(e["audio_end_ms"])),
+    "session.created": lambda e: SessionCreated(dict(e["session"])),
+    "session.updated": lambda e: SessionUpdated(dict(e["session"])),
+    "error": _error,
+}

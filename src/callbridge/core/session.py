@@ -1,0 +1,595 @@
+"""One call's state machine: Twilio messages and Realtime events in, ordered actions out.
+
+States: CONNECTING (created at the webhook, upstream opening, no media socket yet) → STREAMING
+(Twilio `start` received) → ENDING (we asked for the media socket to close) → ENDED. The upstream
+socket has its own small machine: OPENING → CONFIGURING (socket open, `session.update` sent) →
+READY (`session.updated` confirmed μ-law both ways) and back to OPENING on loss, or FAILED when the
+reconnect budget is spent.
+
+Rules this module enforces (see ../../../docs/design.md):
+- Barge-in on `speech_started`: drop queued agent audio, Twilio `clear`, truncate each item at the
+  mark-confirmed played position (never more than was received), and `response.cancel` only when
+  the server would not cancel by itself; late deltas of interrupted items are dropped.
+- Agent audio goes out in whole 20 ms frames, paced so Twilio holds about `lead_ms`, each chunk
+  followed by a mark; nothing is sent before `start` gives the stream SID.
+- One active response at a time; tool outputs wait for `response.done`, then one `response.create`.
+- On upstream loss: reconnect with backoff, restore the conversation as items, do not greet again;
+  when the budget is spent, end the stream so Twilio plays the apology after `</Connect>`.
+No I/O. No clock: every entry point takes `now` in seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from callbridge.core import realtime_events as rt
+from callbridge.core import twilio_messages as tw
+from callbridge.core.actions import (
+    Action,
+    CloseUpstream,
+    EndStream,
+    Note,
+    OpenUpstream,
+    RunTool,
+    SendRealtime,
+    SendTwilio,
+    TurnFinished,
+)
+from callbridge.core.agent import AgentProfile
+from callbridge.core.history import ConversationHistory, heard_text
+from callbridge.core.outbound import FRAME_BYTES, OutboundAudio
+from callbridge.core.playback import Echo, PlaybackTracker
+from callbridge.errors import RealtimeProtocolError, TwilioProtocolError
+
+BYTES_PER_MS = 8  # μ-law, 8 kHz
+FATAL_ERROR_CODES = frozenset(
+    {"beta_api_shape_disabled", "model_not_found", "invalid_api_key", "insufficient_quota"}
+)
+_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class CallState(Enum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class UpstreamState(Enum):
+    OPENING = "opening"
+    CONFIGURING = "configuring"
+    READY = "ready"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Pacing and recovery knobs; the defaults are what the references agree on."""
+
+    chunk_ms: int = 40
+    lead_ms: int = 300
+    reconnect_delays: tuple[float, ...] = (0.2, 0.4, 0.8, 1.6, 3.2)
+    input_backlog_ms: int = 3000
+    history_items: int = 60
+    history_chars: int = 24_000
+
+
+@dataclass(slots=True)
+class SessionStats:
+    frames_in: int = 0
+    chunks_out: int = 0
+    malformed_twilio: int = 0
+    malformed_realtime: int = 0
+    truncates_sent: int = 0
+    truncate_errors: int = 0
+    upstream_errors: int = 0
+    reconnects: int = 0
+    late_deltas_dropped: int = 0
+    stale_marks: int = 0
+    barge_ins: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _AgentItem:
+    response_id: str
+    text: list[str] = field(default_factory=list)
+    final_text: str | None = None
+    audio_done: bool = False
+
+    def transcript(self) -> str:
+        return self.final_text if self.final_text is not None else "".join(self.text)
+
+
+class CallSession:
+    """The whole decision-making of one call. Adapters feed it and carry out what it returns."""
+
+    def __init__(self, call_sid: str, profile: AgentProfile, timing: Timing | None = None) -> None:
+        self.call_sid = call_sid
+        self.profile = profile
+        self.timing = timing or Timing()
+        self.state = CallState.CONNECTING
+        self.upstream = UpstreamState.CLOSED
+        self.stream_sid: str | None = None
+        self.stats = SessionStats()
+        self.history = ConversationHistory()
+        self.end_reason: str | None = None
+        self._playback = PlaybackTracker()
+        self._outbound = OutboundAudio()
+        self._chunk_bytes = self.timing.chunk_ms * BYTES_PER_MS
+        self._lead_s = self.timing.lead_ms / 1000.0
+        self._paced_until: float | None = None
+        self._input_backlog: deque[str] = deque(maxlen=max(1, self.timing.input_backlog_ms // 20))
+        self._retries = 0
+        self._ever_ready = False
+        self._format_retry_used = False
+        self._items: dict[str, _AgentItem] = {}
+        self._closed_items: set[str] = set()
+        self._suppressed_responses: set[str] = set()
+        self._active_response: str | None = None
+        self._response_requested = False
+        self._awaiting_reply = False
+        self._resume_after_reconnect = False
+        self._tools_running: set[str] = set()
+        self._tool_outputs: list[rt.CreateItem] = []
+        self._speech_stopped_at: float | None = None
+        self._truncates = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def begin(self, now: float) -> list[Action]:
+        """The call exists (webhook answered): open the upstream session right away."""
+        if self.upstream is not UpstreamState.CLOSED or self.state is CallState.ENDED:
+            return []
+        self.upstream = UpstreamState.OPENING
+        return [OpenUpstream(attempt=0, delay=0.0)]
+
+    @property
+    def next_wakeup(self) -> float | None:
+        """When the adapter must call `wake()` next (pacing), or None."""
+        if self.state is CallState.STREAMING and self._outbound:
+            return self._paced_until
+        return None
+
+    def wake(self, now: float) -> list[Action]:
+        """A wake-up asked for by `next_wakeup` is due."""
+        return self._pump(now)
+
+    # ------------------------------------------------------------------ upstream transport
+
+    def upstream_opened(self, now: float) -> list[Action]:
+        """The Realtime socket is open; `session.created` comes next."""
+        if self.upstream is UpstreamState.OPENING:
+            self.upstream = UpstreamState.CONFIGURING
+        return []
+
+    def upstream_failed(self, now: float, reason: str) -> list[Action]:
+        """Opening the Realtime socket failed."""
+        return self._upstream_down(now, "upstream_connect_failed", reason)
+
+    def upstream_lost(self, now: float, reason: str) -> list[Action]:
+        """The Realtime socket closed or broke."""
+        return self._upstream_down(now, "upstream_lost", reason)
+
+    def _upstream_down(self, now: float, kind: str, reason: str) -> list[Action]:
+        if self.state is CallState.ENDED or self.upstream in (
+            UpstreamState.FAILED, UpstreamState.CLOSED,
+        ):
+            return []
+        actions: list[Action] = [Note(kind, {"reason": reason, "retries": self._retries})]
+        self._abandon_active_response()
+        if self._retries >= len(self.timing.reconnect_delays):
+            return actions + self._give_up(now, f"upstream unavailable: {reason}")
+        delay = self.timing.reconnect_delays[self._retries]
+        self._retries += 1
+        self.stats.reconnects += 1
+        self.upstream = UpstreamState.OPENING
+        return [*actions, OpenUpstream(attempt=self._retries, delay=delay)]
+
+    def _abandon_active_response(self) -> None:
+        """The socket died mid-response: keep what was received, let it play, resume later."""
+        if self._active_response is not None or self._response_requested or self._awaiting_reply:
+            self._resume_after_reconnect = True
+        for item_id, item in self._items.items():
+            self._outbound.finish(item_id)
+            item.audio_done = True
+            self.history.agent_said(item_id, item.transcript())
+        self._active_response = None
+        self._response_requested = False
+
+    def _give_up(self, now: float, reason: str) -> list[Action]:
+        self.upstream = UpstreamState.FAILED
+        actions: list[Action] = [Note("upstream_gave_up", {"reason": reason}),
+                                 CloseUpstream(reason)]
+        if self.state is CallState.STREAMING:
+            actions += self._end_stream(reason)
+        return actions
+
+    def _end_stream(self, reason: str) -> list[Action]:
+        self.state = CallState.ENDING
+        self.end_reason = reason
+        self._outbound.drop()
+        return [EndStream(reason)]
+
+    # ------------------------------------------------------------------ Twilio side
+
+    def receive_twilio(self, text: str | bytes, now: float) -> list[Action]:
+        """One frame from the Twilio media socket. Malformed frames are counted and dropped."""
+        try:
+            message = tw.parse(text)
+        except TwilioProtocolError as exc:
+            self.stats.malformed_twilio += 1
+            return _sampled_note("malformed_twilio_frame", self.stats.malformed_twilio, exc)
+        if type(message) is tw.Media:
+            return self._on_media(message)
+        if isinstance(message, tw.MarkEcho):
+            return self._on_mark(message, now)
+        if isinstance(message, tw.Start):
+            return self._on_start(message, now)
+        if isinstance(message, tw.Stop):
+            return self._end(now, "caller hung up")
+        if isinstance(message, tw.Dtmf):
+            return [Note("dtmf", {"digit": message.digit})]
+        return []
+
+    def twilio_closed(self, now: float) -> list[Action]:
+        """The media socket is gone (after `stop`, after our `EndStream`, or abruptly)."""
+        return self._end(now, self.end_reason or "media stream closed")
+
+    def _on_media(self, media: tw.Media) -> list[Action]:
+        self.stats.frames_in += 1
+        if self.state is not CallState.STREAMING:
+            return []
+        if self.upstream is UpstreamState.READY:
+            return [SendRealtime(rt.AppendAudio(media.payload))]
+        self._input_backlog.append(media.payload)
+        return []
+
+    def _on_start(self, start: tw.Start, now: float) -> list[Action]:
+        if self.state is not CallState.CONNECTING:
+            return [Note("duplicate_start", {"stream_sid": start.stream_sid})]
+        if start.call_sid != self.call_sid or not _SID.match(start.stream_sid):
+            return self._end_stream("stream does not belong to this call")
+        self.state = CallState.STREAMING
+        self.stream_sid = start.stream_sid
+        if self.upstream is UpstreamState.FAILED:
+            return self._end_stream("upstream unavailable")
+        return [Note("stream_started", {"stream_sid": start.stream_sid}), *self._pump(now)]
+
+    def _on_mark(self, echo: tw.MarkEcho, now: float) -> list[Action]:
+        result = self._playback.echoed(echo.name, now)
+        if result is Echo.STALE:
+            self.stats.stale_marks += 1
+            return []
+        if result is Echo.UNKNOWN:
+            return []
+        return self._finish_played_items(now) + self._pump(now)
+
+    def _end(self, now: float, reason: str) -> list[Action]:
+        if self.state is CallState.ENDED:
+            return []
+        self.state = CallState.ENDED
+        self.end_reason = self.end_reason or reason
+        actions: list[Action] = []
+        for item_id in list(self._items):
+            heard = self._playback.heard_ms(item_id)
+            received = self._playback.item(item_id).received_ms
+            actions.append(self._finish_item(item_id, now, interrupted=heard < int(received)))
+        self._outbound.drop()
+        self._tools_running.clear()
+        if self.upstream not in (UpstreamState.CLOSED, UpstreamState.FAILED):
+            actions.append(CloseUpstream(self.end_reason))
+        self.upstream = UpstreamState.CLOSED
+        actions.append(Note("call_ended", {"reason": self.end_reason}))
+        return actions
+
+    # ------------------------------------------------------------------ Realtime side
+
+    def receive_realtime(self, text: str | bytes, now: float) -> list[Action]:
+        """One server event from the Realtime socket."""
+        if self.state is CallState.ENDED:
+            return []
+        try:
+            event = rt.parse(text)
+        except RealtimeProtocolError as exc:
+            self.stats.malformed_realtime += 1
+            return _sampled_note("malformed_realtime_event", self.stats.malformed_realtime, exc)
+        handler = _HANDLERS.get(type(event))
+        return handler(self, event, now) if handler is not None else []
+
+    def _on_session_created(self, event: rt.SessionCreated, now: float) -> list[Action]:
+        if self.upstream is UpstreamState.OPENING:
+            self.upstream = UpstreamState.CONFIGURING
+        return [SendRealtime(rt.SessionUpdate(self.profile.session()))]
+
+    def _on_session_updated(self, event: rt.SessionUpdated, now: float) -> list[Action]:
+        formats = (event.audio_format("input"), event.audio_format("output"))
+        if formats != ("audio/pcmu", "audio/pcmu"):
+            note = Note("audio_format_mismatch", {"input": formats[0], "output": formats[1]})
+            if self._format_retry_used:
+                return [note, *self._give_up(now, "upstream refused μ-law audio")]
+            self._format_retry_used = True
+            return [note, SendRealtime(rt.SessionUpdate(self.profile.session()))]
+        if self.upstream is UpstreamState.READY:
+            return []
+        return self._on_ready(now)
+
+    def _on_ready(self, now: float) -> list[Action]:
+        self.upstream = UpstreamState.READY
+        self._retries = 0
+        actions: list[Action] = []
+        if self._ever_ready:
+            items = self.history.items(self.timing.history_items, self.timing.history_chars)
+            actions.append(Note("upstream_restored", {"items": len(items)}))
+            actions += [SendRealtime(rt.CreateItem(item)) for item in items]
+            if self._resume_after_reconnect or self.history.last_is_caller():
+                actions.append(self._request_response(None))
+        else:
+            self._ever_ready = True
+            actions.append(Note("upstream_ready"))
+            greeting = self.profile.greeting_response()
+            if greeting is not None:
+                actions.append(self._request_response(greeting))
+        self._resume_after_reconnect = False
+        if self.state is CallState.STREAMING:
+            actions += [SendRealtime(rt.AppendAudio(p)) for p in self._input_backlog]
+        self._input_backlog.clear()
+        return actions
+
+    def _request_response(self, response: dict[str, object] | None) -> SendRealtime:
+        self._response_requested = True
+        return SendRealtime(rt.CreateResponse(response))
+
+    def _on_error(self, event: rt.ServerError, now: float) -> list[Action]:
+        detail = {"type": event.type, "code": event.code, "message": event.message}
+        if event.code == "response_cancel_not_active":
+            return []
+        if event.code == "conversation_already_has_active_response":
+            self._response_requested = False
+            return [Note("response_conflict", detail)]
+        if event.code in FATAL_ERROR_CODES:
+            return self._give_up(now, f"upstream error {event.code}")
+        if (event.event_id or "").startswith(rt.TRUNCATE_EVENT_PREFIX):
+            self.stats.truncate_errors += 1
+            return [Note("truncate_rejected", detail)]
+        self.stats.upstream_errors += 1
+        return [Note("upstream_error", detail)]
+
+    def _on_speech_started(self, event: rt.SpeechStarted, now: float) -> list[Action]:
+        """Barge-in: the caller talks over the agent."""
+        audible = self._playback.awaiting_echo() or bool(self._outbound)
+        responding = self._active_response is not None
+        if not (audible or responding or self._items):
+            return []
+        self.stats.barge_ins += 1
+        actions: list[Action] = [Note("barge_in", {"item_id": event.item_id})]
+        self._outbound.drop()
+        if self._playback.awaiting_echo() and self.stream_sid is not None:
+            self._playback.clear(now)
+            actions.append(SendTwilio(tw.SendClear(self.stream_sid)))
+        for item_id in list(self._items):
+            actions += self._truncate(item_id)
+            actions.append(self._finish_item(item_id, now, interrupted=True))
+        if self._active_response is not None:
+            self._suppressed_responses.add(self._active_response)
+            if not self.profile.interrupt_response:
+                actions.append(SendRealtime(rt.CancelResponse(self._active_response)))
+        return actions
+
+    def _truncate(self, item_id: str) -> list[Action]:
+        audio = self._playback.item(item_id)
+        heard = self._playback.heard_ms(item_id)
+        if audio.received_ms <= 0 or heard >= int(audio.received_ms):
+            return []
+        self._truncates += 1
+        self.stats.truncates_sent += 1
+        event_id = f"{rt.TRUNCATE_EVENT_PREFIX}{self._truncates}"
+        return [SendRealtime(rt.TruncateItem(item_id, audio.content_index, heard, event_id))]
+
+    def _on_speech_stopped(self, event: rt.SpeechStopped, now: float) -> list[Action]:
+        self.history.reserve_caller_turn(event.item_id)
+        self._speech_stopped_at = now
+        self._awaiting_reply = True
+        return []
+
+    def _on_input_transcription(self, event: rt.InputTranscription, now: float) -> list[Action]:
+        self.history.caller_said(event.item_id, event.transcript)
+        text = event.transcript
+        return [TurnFinished("caller", text, text, False, event.item_id, now)]
+
+    def _on_response_created(self, event: rt.ResponseCreated, now: float) -> list[Action]:
+        self._active_response = event.response_id
+        self._response_requested = False
+        self._awaiting_reply = False
+        return []
+
+    def _on_audio_delta(self, event: rt.AudioDelta, now: float) -> list[Action]:
+        item = self._live_item(event.response_id, event.item_id)
+        if item is None:
+            self.stats.late_deltas_dropped += 1
+            return []
+        audio = base64.b64decode(event.delta)
+        self._playback.received(event.item_id, event.content_index, len(audio) / BYTES_PER_MS)
+        self._outbound.push(event.item_id, event.content_index, audio)
+        return self._pump(now)
+
+    def _on_audio_done(self, event: rt.AudioDone, now: float) -> list[Action]:
+        item = self._items.get(event.item_id)
+        if item is None:
+            return []
+        item.audio_done = True
+        self._outbound.finish(event.item_id)
+        return self._pump(now) + self._finish_played_items(now)
+
+    def _on_transcript_delta(self, event: rt.TranscriptDelta, now: float) -> list[Action]:
+        item = self._live_item(event.response_id, event.item_id)
+        if item is not None:
+            item.text.append(event.delta)
+        return []
+
+    def _on_transcript_done(self, event: rt.TranscriptDone, now: float) -> list[Action]:
+        item = self._items.get(event.item_id)
+        if item is not None:
+            item.final_text = event.transcript
+        return self._finish_played_items(now)
+
+    def _on_function_call(self, event: rt.FunctionCallDone, now: float) -> list[Action]:
+        if event.call_id in self._tools_running or event.response_id in self._suppressed_responses:
+            return []
+        self._tools_running.add(event.call_id)
+        self.history.tool_called(event.call_id, event.name, event.arguments)
+        return [RunTool(event.call_id, event.name, event.arguments)]
+
+    def _on_response_done(self, event: rt.ResponseDone, now: float) -> list[Action]:
+        if event.response_id == self._active_response:
+            self._active_response = None
+        self._suppressed_responses.discard(event.response_id)
+        _add_usage(self.stats.usage, event.usage)
+        for item_id, item in self._items.items():
+            if item.response_id == event.response_id and not item.audio_done:
+                item.audio_done = True
+                self._outbound.finish(item_id)
+        actions: list[Action] = [Note("response_done", {
+            "response_id": event.response_id, "status": event.status, "reason": event.reason,
+        })]
+        actions += self._flush_tool_outputs()
+        return actions + self._pump(now) + self._finish_played_items(now)
+
+    def _on_item_truncated(self, event: rt.ItemTruncated, now: float) -> list[Action]:
+        return []
+
+    def _live_item(self, response_id: str, item_id: str) -> _AgentItem | None:
+        """The item a delta belongs to, or None when its audio must be dropped (interrupted)."""
+        item = self._items.get(item_id)
+        if item is not None:
+            return item
+        if item_id in self._closed_items or response_id in self._suppressed_responses:
+            return None
+        item = self._items[item_id] = _AgentItem(response_id)
+        return item
+
+    # ------------------------------------------------------------------ tools
+
+    def tool_result(self, call_id: str, output: str, now: float) -> list[Action]:
+        """A tool finished. Results for an ended call or an unknown call are dropped here."""
+        if self.state is CallState.ENDED or call_id not in self._tools_running:
+            return [Note("tool_result_dropped", {"call_id": call_id})]
+        self._tools_running.discard(call_id)
+        self.history.tool_returned(call_id, output)
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        self._tool_outputs.append(rt.CreateItem(item))
+        return self._flush_tool_outputs()
+
+    def _flush_tool_outputs(self) -> list[Action]:
+        if not self._tool_outputs or self._tools_running or self._active_response is not None:
+            return []
+        if self.upstream is not UpstreamState.READY:
+            return []  # they are in the history and go with the restore
+        actions: list[Action] = [SendRealtime(event) for event in self._tool_outputs]
+        self._tool_outputs.clear()
+        actions.append(self._request_response(None))
+        return actions
+
+    # ------------------------------------------------------------------ playback
+
+    def _pump(self, now: float) -> list[Action]:
+        """Release agent audio to Twilio while it holds less than the lead."""
+        self._paced_until = None
+        if self.state is not CallState.STREAMING or not self._outbound:
+            return []
+        sid = self.stream_sid
+        assert sid is not None  # STREAMING implies start was received
+        actions: list[Action] = []
+        while True:
+            # The epsilon keeps a wake-up at exactly `play_end - lead` from being re-armed forever.
+            if self._playback.queued_seconds(now) > self._lead_s + 1e-6:
+                self._paced_until = self._playback.play_end - self._lead_s
+                break
+            chunk = self._outbound.take(self._chunk_bytes)
+            if chunk is None:
+                break
+            item_id, _, audio = chunk
+            payload = base64.b64encode(audio).decode("ascii")
+            name = self._playback.sent(item_id, len(audio) / BYTES_PER_MS, now)
+            actions.append(SendTwilio(tw.SendMedia(sid, payload)))
+            actions.append(SendTwilio(tw.SendMark(sid, name)))
+            self.stats.chunks_out += 1
+            if self._speech_stopped_at is not None:
+                latency_ms = round((now - self._speech_stopped_at) * 1000)
+                actions.append(Note("first_audio_after_speech", {"ms": latency_ms}))
+                self._speech_stopped_at = None
+        return actions
+
+    def _finish_played_items(self, now: float) -> list[Action]:
+        """Agent items whose audio is all delivered and confirmed played become turns."""
+        if not self._items:
+            return []
+        pending = self._playback.pending_items()
+        done = [
+            item_id for item_id, item in self._items.items()
+            if item.audio_done and item_id not in pending and not self._outbound.holds(item_id)
+        ]
+        return [self._finish_item(item_id, now, interrupted=False) for item_id in done]
+
+    def _finish_item(self, item_id: str, now: float, *, interrupted: bool) -> TurnFinished:
+        item = self._items.pop(item_id)
+        self._closed_items.add(item_id)
+        text = item.transcript()
+        heard = text
+        if interrupted:
+            received = self._playback.item(item_id).received_ms
+            fraction = self._playback.heard_ms(item_id) / received if received else 0.0
+            heard = heard_text(text, fraction)
+        self.history.agent_said(item_id, heard)
+        return TurnFinished("agent", text, heard, interrupted, item_id, now)
+
+    def heard_ms(self, item_id: str) -> int:
+        """Ms of an agent item the caller has heard (mark-confirmed)."""
+        return self._playback.heard_ms(item_id)
+
+    @property
+    def outbound_frames_ready(self) -> int:
+        return len(self._outbound) // FRAME_BYTES
+
+
+def _sampled_note(kind: str, count: int, exc: Exception) -> list[Action]:
+    """A note for the first few occurrences, then every hundredth, so garbage cannot flood logs."""
+    if count <= 3 or count % 100 == 0:
+        return [Note(kind, {"count": count, "error": str(exc)[:200]})]
+    return []
+
+
+def _add_usage(total: dict[str, int], usage: dict[str, object], prefix: str = "") -> None:
+    for key, value in usage.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            total[prefix + key] = total.get(prefix + key, 0) + value
+        elif isinstance(value, dict):
+            _add_usage(total, value, f"{prefix}{key}.")
+
+
+_Handler = Callable[[CallSession, Any, float], list[Action]]
+_HANDLERS: dict[type, _Handler] = {
+    rt.SessionCreated: CallSession._on_session_created,
+    rt.SessionUpdated: CallSession._on_session_updated,
+    rt.ServerError: CallSession._on_error,
+    rt.SpeechStarted: CallSession._on_speech_started,
+    rt.SpeechStopped: CallSession._on_speech_stopped,
+    rt.InputTranscription: CallSession._on_input_transcription,
+    rt.ResponseCreated: CallSession._on_response_created,
+    rt.AudioDelta: CallSession._on_audio_delta,
+    rt.AudioDone: CallSession._on_audio_done,
+    rt.TranscriptDelta: CallSession._on_transcript_delta,
+    rt.TranscriptDone: CallSession._on_transcript_done,
+    rt.FunctionCallDone: CallSession._on_function_call,
+    rt.ResponseDone: CallSession._on_response_done,
+    rt.ItemTruncated: CallSession._on_item_truncated,
+}

@@ -1,0 +1,414 @@
+"""CallSession driven through the interleavings where bridges go wrong."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from callbridge.core import realtime_events as rt
+from callbridge.core import twilio_messages as tw
+from callbridge.core.actions import (
+    CloseUpstream,
+    EndStream,
+    Note,
+    OpenUpstream,
+    RunTool,
+    SendRealtime,
+    SendTwilio,
+    TurnFinished,
+)
+from callbridge.core.agent import AgentProfile
+from callbridge.core.session import CallSession, CallState, Timing, UpstreamState
+from tests.core.drive import (
+    CALL_SID,
+    STREAM_SID,
+    Driver,
+    audio_delta,
+    event,
+    marks,
+    media_frame,
+    realtime_out,
+    session_updated,
+    start_frame,
+    stop_frame,
+    twilio_out,
+)
+
+
+def test_begin_opens_the_upstream_at_once() -> None:
+    """The upstream socket is opened when the call is created, before Twilio connects."""
+    session = CallSession(CALL_SID, AgentProfile())
+    assert session.begin(0.0) == [OpenUpstream(attempt=0, delay=0.0)]
+    assert session.begin(0.0) == []
+
+
+def test_session_created_is_answered_with_pcmu_both_ways() -> None:
+    """session.created → session.update of type realtime with audio/pcmu in and out."""
+    session = CallSession(CALL_SID, AgentProfile(voice="cedar"))
+    session.begin(0.0)
+    session.upstream_opened(0.0)
+    [update] = realtime_out(session.receive_realtime(event("session.created", session={}), 0.0))
+    assert isinstance(update, rt.SessionUpdate)
+    assert update.session["type"] == "realtime"
+    assert update.session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert update.session["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert update.session["audio"]["output"]["voice"] == "cedar"
+
+
+def test_greeting_is_requested_once_the_formats_are_confirmed() -> None:
+    """The greeting response is created on session.updated, before Twilio has even connected."""
+    d = Driver(AgentProfile(greeting="Hi, this is Ada."), start=False)
+    [create] = [e for e in realtime_out(d.log) if isinstance(e, rt.CreateResponse)]
+    assert create.response is not None
+    assert "Hi, this is Ada." in create.response["instructions"]
+    assert d.session.upstream is UpstreamState.READY
+
+
+def test_a_wrong_audio_format_is_retried_once_then_the_call_gives_up() -> None:
+    """session.updated without pcmu → one more session.update; twice → apology path."""
+    d = Driver(start=True)
+    session = CallSession(CALL_SID, AgentProfile())
+    session.begin(0.0)
+    session.receive_realtime(event("session.created", session={}), 0.0)
+    session.receive_twilio(start_frame(), 0.0)
+    first = session.receive_realtime(session_updated("audio/pcm"), 0.0)
+    assert any(isinstance(e, rt.SessionUpdate) for e in realtime_out(first))
+    second = session.receive_realtime(session_updated("audio/pcm"), 0.0)
+    assert any(isinstance(a, EndStream) for a in second)
+    assert d.session.state is CallState.STREAMING
+
+
+def test_caller_audio_is_forwarded_unchanged() -> None:
+    """A media payload becomes input_audio_buffer.append with the same base64 text."""
+    d = Driver()
+    payload = bytes(range(160))
+    [append] = realtime_out(d.twilio(media_frame(20, payload)))
+    assert append == rt.AppendAudio(base64.b64encode(payload).decode())
+
+
+def test_caller_audio_before_the_upstream_is_ready_is_kept_and_flushed_in_order() -> None:
+    """Media that arrives while the upstream is still opening is sent once it is ready."""
+    session = CallSession(CALL_SID, AgentProfile())
+    session.begin(0.0)
+    session.receive_twilio(start_frame(), 0.0)
+    frames = [bytes([i]) * 160 for i in range(3)]
+    for i, frame in enumerate(frames):
+        assert session.receive_twilio(media_frame(i * 20, frame), 0.0) == []
+    session.receive_realtime(event("session.created", session={}), 0.0)
+    appended = realtime_out(session.receive_realtime(session_updated(), 0.0))
+    assert appended == [rt.AppendAudio(base64.b64encode(f).decode()) for f in frames]
+
+
+def test_agent_audio_waits_for_start_then_goes_out_in_whole_frames_with_marks() -> None:
+    """Audio produced before `start` is held; after it, each media chunk is followed by a mark."""
+    d = Driver(start=False)
+    assert twilio_out(d.respond("item_1", 1000)) == []
+    out = twilio_out(d.twilio(start_frame()))
+    assert out, "held audio is released on start"
+    kinds = [type(m) for m in out]
+    assert kinds[0::2] == [tw.SendMedia] * (len(out) // 2)
+    assert kinds[1::2] == [tw.SendMark] * (len(out) // 2)
+    for message in out:
+        assert message.stream_sid == STREAM_SID
+        if isinstance(message, tw.SendMedia):
+            assert len(base64.b64decode(message.payload)) % 160 == 0
+
+
+def test_a_partial_frame_waits_for_more_audio_and_is_padded_at_the_end() -> None:
+    """An item's last partial frame goes out padded with μ-law silence when its audio is done."""
+    d = Driver()
+    d.respond("item_1", 100)
+    assert twilio_out(d.log[-1:]) == []
+    done = d.realtime(event("response.output_audio.done", response_id="resp_1",
+                            item_id="item_1", output_index=0, content_index=0))
+    [media] = [m for m in twilio_out(done) if isinstance(m, tw.SendMedia)]
+    audio = base64.b64decode(media.payload)
+    assert audio == b"\x55" * 100 + b"\xff" * 60
+
+
+def test_outbound_audio_is_paced_to_the_lead() -> None:
+    """With 2 s of audio ready, only about `lead_ms` is handed to Twilio, the rest as it plays."""
+    d = Driver(timing=Timing(chunk_ms=40, lead_ms=300))
+    first = d.respond("item_1", 16000)
+    sent_ms = sum(len(base64.b64decode(m.payload)) / 8 for m in twilio_out(first)
+                  if isinstance(m, tw.SendMedia))
+    assert 300 <= sent_ms <= 340
+    later = d.advance(1.0)
+    sent_later = sum(len(base64.b64decode(m.payload)) / 8 for m in twilio_out(later)
+                     if isinstance(m, tw.SendMedia))
+    assert 980 <= sent_later <= 1020
+
+
+def test_barge_in_clears_then_truncates_at_the_confirmed_position() -> None:
+    """speech_started → clear, then truncate at the ms of the last echoed mark."""
+    d = Driver(timing=Timing(chunk_ms=40, lead_ms=300))
+    sent = marks(d.respond("item_1", 8000))
+    d.advance(0.1)
+    d.twilio(mark_frame_for(sent[0]))
+    d.twilio(mark_frame_for(sent[1]))
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=900,
+                               item_id="user_2"))
+    sends = [a for a in actions if isinstance(a, SendTwilio | SendRealtime)]
+    assert sends[0] == SendTwilio(tw.SendClear(STREAM_SID))
+    assert isinstance(sends[1], SendRealtime)
+    truncate = sends[1].event
+    assert isinstance(truncate, rt.TruncateItem)
+    assert (truncate.item_id, truncate.content_index, truncate.audio_end_ms) == ("item_1", 0, 80)
+    assert len(sends) == 2, "the server cancels by itself when interrupt_response is on"
+
+
+def test_barge_in_cancels_only_when_the_server_would_not() -> None:
+    """With interrupt_response off, the bridge sends response.cancel after the truncate."""
+    d = Driver(AgentProfile(interrupt_response=False))
+    d.respond("item_1", 4000)
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    kinds = [type(e) for e in realtime_out(actions)]
+    assert kinds == [rt.TruncateItem, rt.CancelResponse]
+    assert realtime_out(actions)[1] == rt.CancelResponse("resp_1")
+
+
+def test_late_deltas_of_an_interrupted_item_never_reach_the_caller() -> None:
+    """Deltas that arrive after the barge-in for the interrupted response are dropped."""
+    d = Driver()
+    d.respond("item_1", 4000)
+    d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"))
+    late = d.realtime(audio_delta("item_1", 800))
+    late += d.advance(1.0)
+    assert twilio_out(late) == []
+    assert d.session.stats.late_deltas_dropped == 1
+
+
+def test_marks_echoed_after_clear_are_stale_and_not_counted_as_played() -> None:
+    """Echoes of marks flushed by `clear` do not move the played position."""
+    d = Driver()
+    sent = marks(d.respond("item_1", 4000))
+    d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"))
+    for name in sent:
+        d.twilio(mark_frame_for(name))
+    assert d.session.heard_ms("item_1") == 0
+    assert d.session.stats.stale_marks == len(sent)
+
+
+def test_a_mark_echoed_before_clear_counts_and_one_after_does_not() -> None:
+    """Order matters: mark-then-clear is heard; clear-then-mark is not."""
+    d = Driver()
+    sent = marks(d.respond("item_1", 4000))
+    d.twilio(mark_frame_for(sent[0]))
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    [truncate] = [e for e in realtime_out(actions) if isinstance(e, rt.TruncateItem)]
+    assert truncate.audio_end_ms == 40
+    d.twilio(mark_frame_for(sent[1]))
+    assert d.session.heard_ms("item_1") == 40
+
+
+def test_speech_during_the_greeting_interrupts_it_with_nothing_heard() -> None:
+    """Barge-in before any mark echoed truncates the greeting at 0 ms and clears Twilio."""
+    d = Driver(AgentProfile(greeting="Welcome to the clinic."))
+    d.respond("greet", 3200, response="resp_g")
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    assert twilio_out(actions) == [tw.SendClear(STREAM_SID)]
+    [truncate] = [e for e in realtime_out(actions) if isinstance(e, rt.TruncateItem)]
+    assert truncate.audio_end_ms == 0
+    [turn] = [a for a in actions if isinstance(a, TurnFinished)]
+    assert turn.interrupted
+    assert turn.heard == ""
+
+
+def test_speech_with_nothing_playing_does_nothing() -> None:
+    """A caller starting an ordinary turn triggers no clear and no truncate."""
+    d = Driver()
+    assert d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                            item_id="u")) == []
+
+
+def test_the_transcript_keeps_what_the_caller_heard() -> None:
+    """An interrupted turn's heard text is the words covered by the played audio."""
+    d = Driver(timing=Timing(chunk_ms=100, lead_ms=2000))
+    sent = marks(d.respond("item_1", 8000, text="one two three four five six seven eight"))
+    for name in sent[:5]:
+        d.twilio(mark_frame_for(name))
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    [turn] = [a for a in actions if isinstance(a, TurnFinished)]
+    assert turn.text == "one two three four five six seven eight"
+    assert turn.heard == "one two three four"
+    assert turn.interrupted
+
+
+def test_a_fully_played_item_becomes_a_complete_turn() -> None:
+    """Once every mark of a finished item is echoed, the agent turn is recorded as heard whole."""
+    d = Driver(timing=Timing(chunk_ms=100, lead_ms=5000))
+    sent = marks(d.respond("item_1", 800, text="All done."))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_1",
+                                   item_id="item_1", output_index=0, content_index=0)))
+    d.realtime(event("response.done", response={"id": "resp_1", "status": "completed"}))
+    turns = []
+    for name in sent:
+        turns += [a for a in d.twilio(mark_frame_for(name)) if isinstance(a, TurnFinished)]
+    assert turns == [TurnFinished("agent", "All done.", "All done.", False, "item_1", d.now)]
+
+
+def test_stop_during_a_response_closes_the_upstream_and_ends_quietly() -> None:
+    """Twilio `stop` mid-response: upstream closed, turn recorded, later events ignored."""
+    d = Driver()
+    d.respond("item_1", 4000)
+    actions = d.twilio(stop_frame())
+    assert CloseUpstream("caller hung up") in actions
+    assert any(isinstance(a, TurnFinished) and a.interrupted for a in actions)
+    assert d.session.state is CallState.ENDED
+    assert d.realtime(audio_delta("item_1", 800)) == []
+    assert d.twilio(media_frame()) == []
+    assert d.session.twilio_closed(d.now) == []
+
+
+def test_upstream_loss_backs_off_then_gives_up_with_the_apology() -> None:
+    """Five reconnects at 0.2, 0.4, 0.8, 1.6, 3.2 s; then the stream ends and upstream closes."""
+    d = Driver()
+    delays = []
+    actions = d.do(d.session.upstream_lost(d.now, "1006"))
+    for _ in range(5):
+        [opener] = [a for a in actions if isinstance(a, OpenUpstream)]
+        delays.append(opener.delay)
+        actions = d.do(d.session.upstream_failed(d.now, "refused"))
+    assert delays == [0.2, 0.4, 0.8, 1.6, 3.2]
+    assert any(isinstance(a, EndStream) for a in actions)
+    assert any(isinstance(a, CloseUpstream) for a in actions)
+    assert d.session.state is CallState.ENDING
+
+
+def test_a_reconnect_restores_the_conversation_without_greeting_again() -> None:
+    """After a drop the new session gets the history as items, and no second greeting."""
+    d = Driver(AgentProfile(greeting="Hello!"))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=500, item_id="u1"))
+    d.realtime(event("conversation.item.input_audio_transcription.completed", item_id="u1",
+                     content_index=0, transcript="I need a table for two"))
+    d.respond("a1", 4000, response="resp_2", text="Sure, for what time")
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    restored = realtime_out(d.realtime(session_updated()))
+    items = [e.item for e in restored if isinstance(e, rt.CreateItem)]
+    assert items[0]["role"] == "user"
+    assert items[0]["content"][0]["text"] == "I need a table for two"
+    assert items[1]["role"] == "assistant"
+    assert items[1]["content"] == [{"type": "output_text", "text": "Sure, for what time"}]
+    creates = [e for e in restored if isinstance(e, rt.CreateResponse)]
+    assert creates == [rt.CreateResponse(None)], "the cut-off reply is resumed, not re-greeted"
+
+
+def test_agent_audio_keeps_playing_through_an_upstream_drop() -> None:
+    """Audio received before the drop still goes to Twilio during the reconnect."""
+    d = Driver(timing=Timing(chunk_ms=40, lead_ms=200))
+    d.respond("a1", 8000)
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    assert any(isinstance(m, tw.SendMedia) for m in twilio_out(d.advance(0.5)))
+
+
+def test_malformed_twilio_frames_are_counted_and_the_call_goes_on() -> None:
+    """Garbage frames never end the call; only the first few produce a note."""
+    d = Driver()
+    for junk in ["{", '{"event": "media"}', '"str"', '{"event":"nope"}', "[]"]:
+        actions = d.twilio(junk)
+        assert not any(isinstance(a, EndStream | CloseUpstream) for a in actions)
+    assert d.session.stats.malformed_twilio == 5
+    assert realtime_out(d.twilio(media_frame()))
+    assert d.session.state is CallState.STREAMING
+
+
+def test_a_rejected_truncate_is_counted_and_does_not_end_the_call() -> None:
+    """An error answering our truncate is a counted note, nothing more."""
+    d = Driver()
+    d.respond("a1", 4000)
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    [truncate] = [e for e in realtime_out(actions) if isinstance(e, rt.TruncateItem)]
+    error = d.realtime(event("error", error={
+        "type": "invalid_request_error", "code": "invalid_value",
+        "message": "Audio content of 10ms is already shorter than 20ms",
+        "event_id": truncate.event_id,
+    }))
+    assert [a.kind for a in error if isinstance(a, Note)] == ["truncate_rejected"]
+    assert d.session.stats.truncate_errors == 1
+    assert d.session.state is CallState.STREAMING
+
+
+def test_a_fatal_upstream_error_ends_the_stream_without_retrying() -> None:
+    """model_not_found cannot be fixed by reconnecting: apology path at once."""
+    d = Driver()
+    actions = d.realtime(event("error", error={"type": "invalid_request_error",
+                                               "code": "model_not_found", "message": "no"}))
+    assert any(isinstance(a, EndStream) for a in actions)
+    assert not any(isinstance(a, OpenUpstream) for a in actions)
+
+
+def test_tool_results_wait_for_response_done_then_one_response_create() -> None:
+    """function_call → RunTool; the output is sent after response.done with one response.create."""
+    d = Driver()
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    actions = d.realtime(event("response.function_call_arguments.done", response_id="resp_t",
+                               item_id="fc1", output_index=0, call_id="call_1",
+                               name="lookup", arguments='{"id": 7}'))
+    assert [a for a in actions if isinstance(a, RunTool)] == [
+        RunTool("call_1", "lookup", '{"id": 7}')]
+    assert realtime_out(d.do(d.session.tool_result("call_1", '{"ok": true}', d.now))) == []
+    done = realtime_out(d.realtime(event("response.done", response={"id": "resp_t",
+                                                                     "status": "completed"})))
+    assert done == [
+        rt.CreateItem({"type": "function_call_output", "call_id": "call_1",
+                       "output": '{"ok": true}'}),
+        rt.CreateResponse(None),
+    ]
+
+
+def test_a_tool_result_after_the_call_ended_is_dropped() -> None:
+    """The session drops results for ended calls and unknown call ids."""
+    d = Driver()
+    d.realtime(event("response.function_call_arguments.done", response_id="r", item_id="i",
+                     output_index=0, call_id="call_1", name="slow", arguments="{}"))
+    d.twilio(stop_frame())
+    assert realtime_out(d.do(d.session.tool_result("call_1", "{}", d.now))) == []
+    d2 = Driver()
+    assert realtime_out(d2.do(d2.session.tool_result("call_unknown", "{}", d2.now))) == []
+
+
+def test_a_duplicate_start_is_ignored_and_a_foreign_call_is_refused() -> None:
+    """A second `start` changes nothing; a `start` for another CallSid ends the stream."""
+    d = Driver()
+    assert [type(a) for a in d.twilio(start_frame())] == [Note]
+    assert d.session.stream_sid == STREAM_SID
+    other = CallSession(CALL_SID, AgentProfile())
+    other.begin(0.0)
+    assert any(isinstance(a, EndStream)
+               for a in other.receive_twilio(start_frame(call_sid="CA" + "9" * 32), 0.0))
+
+
+def test_start_after_the_upstream_gave_up_goes_straight_to_the_apology() -> None:
+    """If the upstream failed before Twilio connected, the stream is ended on `start`."""
+    session = CallSession(CALL_SID, AgentProfile(), Timing(reconnect_delays=()))
+    session.begin(0.0)
+    session.upstream_failed(0.0, "refused")
+    assert any(isinstance(a, EndStream) for a in session.receive_twilio(start_frame(), 0.0))
+
+
+@pytest.mark.parametrize("mark_first", [True, False])
+def test_truncate_never_exceeds_what_was_received(mark_first: bool) -> None:
+    """However marks and deltas interleave, audio_end_ms ≤ the item's received audio."""
+    d = Driver(timing=Timing(chunk_ms=20, lead_ms=1000))
+    sent = marks(d.respond("a1", 480))
+    if mark_first:
+        for name in sent:
+            d.twilio(mark_frame_for(name))
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    for e in realtime_out(actions):
+        if isinstance(e, rt.TruncateItem):
+            assert e.audio_end_ms <= 60
+
+
+def mark_frame_for(name: str) -> str:
+    from tests.core.drive import mark_frame
+    return mark_frame(name)
