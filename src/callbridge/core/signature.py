@@ -9,7 +9,8 @@ No I/O. No clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
@@ -28,7 +29,7 @@ class SignatureChecker:
         self,
         path: str,
         query: str,
-        params: Mapping[str, str | Sequence[str]],
+        params: Mapping[str, Any],
         signature: str | None,
     ) -> bool:
         """A form-encoded webhook (POST params, or GET with an empty mapping)."""
@@ -57,7 +58,7 @@ class SignatureChecker:
 class _MultiParams(dict[str, str]):
     """Lets RequestValidator see every value of a repeated form key (it calls `getall`)."""
 
-    def __init__(self, params: Mapping[str, str | Sequence[str]]) -> None:
+    def __init__(self, params: Mapping[str, Any]) -> None:
         getlist = getattr(params, "getlist", None)
         self._lists: dict[str, list[str]] = {}
         for key in params:

@@ -1,0 +1,175 @@
+"""Settings: the environment (names fixed by the documentation) plus an optional agent file.
+
+Owns reading and checking configuration, once, at start-up. Precedence: environment variable, then
+the agent file (TOML or YAML, `CALLBRIDGE_AGENT_FILE`), then the defaults. A missing or invalid
+setting raises `ConfigError` whose message is one line naming the variable and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from callbridge.core.agent import AgentProfile
+from callbridge.core.session import Timing
+from callbridge.core.twiml import DEFAULT_APOLOGY
+from callbridge.errors import ConfigError
+
+DEFAULT_OPENAI_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+_TIMING = Timing()
+TURN_DETECTIONS = ("server_vad", "semantic_vad", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs, validated."""
+
+    public_url: str = "http://127.0.0.1:8080"
+    twilio_auth_token: str = ""
+    twilio_account_sid: str = ""
+    twilio_api_url: str = DEFAULT_TWILIO_API_URL
+    openai_api_key: str = ""
+    openai_url: str = DEFAULT_OPENAI_URL
+    agent: AgentProfile = field(default_factory=AgentProfile)
+    timing: Timing = field(default_factory=Timing)
+    apology: str = DEFAULT_APOLOGY
+    stream_token_ttl: float = 30.0
+    upstream_open_timeout: float = 5.0
+
+    @property
+    def stream_url(self) -> str:
+        """The `wss://` URL Twilio connects the media stream to."""
+        parts = urlsplit(self.public_url.rstrip("/"))
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path}/twilio/stream"
+
+    @property
+    def realtime_url(self) -> str:
+        """The Realtime WebSocket URL with the model as its one query parameter."""
+        return f"{self.openai_url}?model={self.agent.model}"
+
+    @property
+    def uses_openai(self) -> bool:
+        """True when the upstream is OpenAI itself (and so needs a real API key)."""
+        return urlsplit(self.openai_url).hostname == "api.openai.com"
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
+    """Settings from `env` (default `os.environ`). With `serving`, the server's required settings
+    must be present."""
+    env = os.environ if env is None else env
+    file_values = _read_agent_file(env.get("CALLBRIDGE_AGENT_FILE", ""))
+    agent = _agent_profile(env, file_values)
+    settings = Settings(
+        public_url=_url(env, "CALLBRIDGE_PUBLIC_URL", Settings.public_url, ("http", "https")),
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+        twilio_api_url=_url(env, "CALLBRIDGE_TWILIO_API_URL", DEFAULT_TWILIO_API_URL,
+                            ("http", "https")),
+        openai_api_key=env.get("OPENAI_API_KEY", ""),
+        openai_url=_url(env, "CALLBRIDGE_OPENAI_URL", DEFAULT_OPENAI_URL, ("ws", "wss")),
+        agent=agent,
+        timing=Timing(
+            chunk_ms=_int(env, "CALLBRIDGE_CHUNK_MS", _TIMING.chunk_ms, 20, 200, step=20),
+            lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
+        ),
+        apology=env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology") or DEFAULT_APOLOGY,
+    )
+    if serving:
+        _require_serving(env, settings)
+    return settings
+
+
+def _require_serving(env: Mapping[str, str], settings: Settings) -> None:
+    if not env.get("CALLBRIDGE_PUBLIC_URL"):
+        raise ConfigError(
+            "CALLBRIDGE_PUBLIC_URL is not set: set it to the https URL Twilio reaches this "
+            "server at, e.g. https://voice.example.com"
+        )
+    if not settings.twilio_auth_token:
+        raise ConfigError(
+            "TWILIO_AUTH_TOKEN is not set: it is needed to check Twilio's request signatures"
+        )
+    if settings.uses_openai and not settings.openai_api_key:
+        raise ConfigError(
+            "OPENAI_API_KEY is not set: set it, or point CALLBRIDGE_OPENAI_URL at another "
+            "Realtime server"
+        )
+
+
+def _agent_profile(env: Mapping[str, str], file_values: Mapping[str, Any]) -> AgentProfile:
+    agent_table = file_values.get("agent", file_values)
+    if not isinstance(agent_table, Mapping):
+        raise ConfigError("agent file: [agent] must be a table of settings")
+    known = {f.name for f in fields(AgentProfile)}
+    unknown = sorted(set(agent_table) - known - {"apology", "agent"})
+    if unknown:
+        raise ConfigError(f"agent file: unknown setting(s) {', '.join(unknown)}")
+    values: dict[str, Any] = {k: v for k, v in agent_table.items() if k in known}
+    for key, variable in (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
+                          ("instructions", "CALLBRIDGE_INSTRUCTIONS"),
+                          ("greeting", "CALLBRIDGE_GREETING"),
+                          ("turn_detection", "CALLBRIDGE_TURN_DETECTION")):
+        if env.get(variable):
+            values[key] = env[variable]
+    if "tools" in values:
+        values["tools"] = tuple(values["tools"])
+    if values.get("turn_detection", "server_vad") not in TURN_DETECTIONS:
+        raise ConfigError(
+            f"turn_detection must be one of {', '.join(TURN_DETECTIONS)}, "
+            f"not {values['turn_detection']!r}"
+        )
+    try:
+        return replace(AgentProfile(), **values)
+    except TypeError as exc:
+        raise ConfigError(f"agent settings are invalid: {exc}") from exc
+
+
+def _read_agent_file(path: str) -> dict[str, Any]:
+    if not path:
+        return {}
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"CALLBRIDGE_AGENT_FILE {path}: cannot read it ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(text) if file.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"CALLBRIDGE_AGENT_FILE {path}: not valid: {first_line}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"CALLBRIDGE_AGENT_FILE {path}: expected a table of settings")
+    return data
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} is not a {' or '.join(schemes)} URL")
+    if parts.query:
+        raise ConfigError(f"{name}={value!r} must not have a query string")
+    return value.rstrip("/")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int,
+         step: int = 1) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high or value % step:
+        raise ConfigError(f"{name}={value} must be between {low} and {high} in steps of {step}")
+    return value

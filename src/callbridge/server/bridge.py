@@ -1,0 +1,264 @@
+"""One call's I/O: the Twilio media socket, the Realtime socket, timers and tool runs.
+
+A `Bridge` feeds every message to its `CallSession` with the event loop's time and carries out
+the actions it returns: one ordered writer task per peer (Starlette sockets are not safe for
+concurrent sends), upstream (re)connects after the delays the session asks for, wake-ups for
+pacing. `run()` is synchronous: a media frame in becomes a queued frame out with no await, no
+logging and no allocation beyond the message itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from callbridge.config import Settings
+from callbridge.core.actions import (
+    Action,
+    CloseUpstream,
+    EndStream,
+    Note,
+    OpenUpstream,
+    RunTool,
+    SendRealtime,
+    SendTwilio,
+    TurnFinished,
+)
+from callbridge.core.session import CallSession, CallState, UpstreamState
+from callbridge.errors import UpstreamError
+from callbridge.server.upstream import describe_close, open_realtime
+
+log = logging.getLogger("callbridge.bridge")
+
+_QUIET_NOTES = frozenset({"response_done", "first_audio_after_speech"})
+
+
+class Bridge:
+    """Carries one call between Twilio and the Realtime API."""
+
+    def __init__(self, call_sid: str, settings: Settings,
+                 on_finished: Callable[[Bridge], None] | None = None) -> None:
+        self.call_sid = call_sid
+        self.settings = settings
+        self.session = CallSession(call_sid, settings.agent, settings.timing)
+        self.transcript: list[TurnFinished] = []
+        self.notes: Counter[str] = Counter()
+        self.latencies_ms: list[int] = []
+        self.finished = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._on_finished = on_finished
+        self._twilio_attached = False
+        self._twilio_queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._upstream: ClientConnection | None = None
+        self._upstream_queue: asyncio.Queue[str | None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closers: set[asyncio.Task[None]] = set()
+        self._wakeup: asyncio.TimerHandle | None = None
+        self._wakeup_at: float | None = None
+        self._log = logging.LoggerAdapter(log, {"call_sid": call_sid})
+
+    # ------------------------------------------------------------------ entry points
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def begin(self) -> None:
+        """Start opening the upstream session (called from the voice webhook)."""
+        self.run(self.session.begin(self.now()))
+
+    @property
+    def attached(self) -> bool:
+        return self._twilio_attached
+
+    async def serve_twilio(self, ws: WebSocket, first_frames: list[str | bytes]) -> None:
+        """Run the media socket until it closes. `first_frames` were read before `start`."""
+        self._twilio_attached = True
+        writer = self._spawn(self._write_twilio(ws))
+        for frame in first_frames:
+            self.run(self.session.receive_twilio(frame, self.now()))
+        try:
+            await self._read_twilio(ws)
+        finally:
+            self.run(self.session.twilio_closed(self.now()))
+            writer.cancel()
+            await self.shutdown()
+
+    def abandon(self, reason: str) -> None:
+        """Give up on a call whose media socket never connected."""
+        if not self._twilio_attached and self.session.state is not CallState.ENDED:
+            self._log.info("media stream never connected; closing the call (%s)", reason)
+            self.run(self.session.twilio_closed(self.now()))
+            self._spawn(self.shutdown())
+
+    async def shutdown(self) -> None:
+        """Stop everything this call owns; idempotent."""
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup = None
+        self._close_upstream()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._closers:
+            await asyncio.wait(self._closers, timeout=1.5)
+        if not self.finished.is_set():
+            self.finished.set()
+            if self._on_finished is not None:
+                self._on_finished(self)
+
+    # ------------------------------------------------------------------ carrying out actions
+
+    def run(self, actions: list[Action]) -> None:
+        """Carry out the session's actions in order."""
+        for action in actions:
+            kind = type(action)
+            if kind is SendRealtime:
+                queue = self._upstream_queue
+                if queue is not None:
+                    queue.put_nowait(action.event.serialize())  # type: ignore[union-attr]
+            elif kind is SendTwilio:
+                self._twilio_queue.put_nowait(action.message.serialize())  # type: ignore[union-attr]
+            else:
+                self._run_rare(action)
+        at = self.session.next_wakeup
+        if at != self._wakeup_at:
+            self._schedule_wakeup(at)
+
+    def _run_rare(self, action: Action) -> None:
+        if isinstance(action, OpenUpstream):
+            self._spawn(self._open_upstream(action))
+        elif isinstance(action, CloseUpstream):
+            self._close_upstream()
+        elif isinstance(action, EndStream):
+            self._log.info("ending the media stream: %s", action.reason)
+            self._twilio_queue.put_nowait(None)
+        elif isinstance(action, RunTool):
+            self._spawn(self._run_tool(action))
+        elif isinstance(action, TurnFinished):
+            self.transcript.append(action)
+        elif isinstance(action, Note):
+            self._note(action)
+
+    def _note(self, note: Note) -> None:
+        self.notes[note.kind] += 1
+        if note.kind == "first_audio_after_speech":
+            self.latencies_ms.append(int(note.detail["ms"]))
+        if note.kind in _QUIET_NOTES:
+            return
+        self._log.info("%s %s", note.kind, note.detail or "")
+
+    def _schedule_wakeup(self, at: float | None) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup_at = at
+        self._wakeup = None if at is None else self._loop.call_at(at, self._on_wakeup)
+
+    def _on_wakeup(self) -> None:
+        self._wakeup = None
+        self._wakeup_at = None
+        self.run(self.session.wake(self.now()))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("call task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ Twilio socket
+
+    async def _read_twilio(self, ws: WebSocket) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                frame = message.get("text")
+                if frame is None:
+                    frame = message.get("bytes") or b""
+                self.run(self.session.receive_twilio(frame, self.now()))
+
+    async def _write_twilio(self, ws: WebSocket) -> None:
+        queue = self._twilio_queue
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                text = await queue.get()
+                if text is None:
+                    await ws.close(code=1000)
+                    return
+                await ws.send_text(text)
+
+    # ------------------------------------------------------------------ Realtime socket
+
+    async def _open_upstream(self, action: OpenUpstream) -> None:
+        if action.delay:
+            await asyncio.sleep(action.delay)
+        if self.session.state is CallState.ENDED:
+            return
+        started = self.now()
+        try:
+            ws = await open_realtime(self.settings)
+        except UpstreamError as exc:
+            self._log.warning("realtime connect attempt %d failed: %s", action.attempt, exc)
+            self.run(self.session.upstream_failed(self.now(), str(exc)))
+            return
+        if self._upstream_unwanted():
+            await ws.close()
+            return
+        self._log.info("realtime connected in %d ms", round((self.now() - started) * 1000))
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._upstream, self._upstream_queue = ws, queue
+        writer = self._spawn(self._write_upstream(ws, queue))
+        self.run(self.session.upstream_opened(self.now()))
+        reason = "closed by the server"
+        try:
+            async for message in ws:
+                self.run(self.session.receive_realtime(message, self.now()))
+        except ConnectionClosed as exc:
+            reason = describe_close(exc)
+        finally:
+            writer.cancel()
+            if self._upstream is ws:
+                self._upstream = self._upstream_queue = None
+        self.run(self.session.upstream_lost(self.now(), reason))
+
+    def _upstream_unwanted(self) -> bool:
+        """The call ended or gave up while a connect attempt was in flight."""
+        return (self.session.state is CallState.ENDED
+                or self.session.upstream is not UpstreamState.OPENING)
+
+    async def _write_upstream(self, ws: ClientConnection, queue: asyncio.Queue[str | None]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while (text := await queue.get()) is not None:
+                await ws.send(text)
+
+    def _close_upstream(self) -> None:
+        """Close the Realtime socket now, in a task of its own that shutdown waits for (≤ 1.5 s)."""
+        ws = self._upstream
+        self._upstream = self._upstream_queue = None
+        if ws is not None:
+            closer = asyncio.ensure_future(ws.close())
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
+
+    # ------------------------------------------------------------------ tools
+
+    async def _run_tool(self, action: RunTool) -> None:
+        # The tool registry arrives with call control; until then every call gets a clear error.
+        output = json.dumps({"error": f"unknown tool {action.name!r}"})
+        self.run(self.session.tool_result(action.call_id, output, self.now()))

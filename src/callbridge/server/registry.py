@@ -1,0 +1,48 @@
+"""The live calls of this process, by CallSid.
+
+Owns creating a call's `Bridge` once (duplicate webhooks reuse it), giving up on calls whose media
+socket never connects, and forgetting calls when they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from callbridge.config import Settings
+from callbridge.server.bridge import Bridge
+
+
+class CallRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._bridges: dict[str, Bridge] = {}
+        self.finished_calls: list[Bridge] = []
+        self.keep_finished = 0  # how many finished bridges to keep for inspection (tests, simulate)
+
+    def open(self, call_sid: str) -> Bridge:
+        """The call's bridge, created (and its upstream opening started) on first sight."""
+        bridge = self._bridges.get(call_sid)
+        if bridge is not None:
+            return bridge
+        bridge = Bridge(call_sid, self._settings, on_finished=self._forget)
+        self._bridges[call_sid] = bridge
+        bridge.begin()
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._settings.stream_token_ttl, bridge.abandon, "no media stream")
+        return bridge
+
+    def get(self, call_sid: str) -> Bridge | None:
+        return self._bridges.get(call_sid)
+
+    def __len__(self) -> int:
+        return len(self._bridges)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(b.shutdown() for b in list(self._bridges.values())))
+
+    def _forget(self, bridge: Bridge) -> None:
+        if self._bridges.get(bridge.call_sid) is bridge:
+            del self._bridges[bridge.call_sid]
+        if self.keep_finished:
+            self.finished_calls.append(bridge)
+            del self.finished_calls[: -self.keep_finished]

@@ -1,0 +1,63 @@
+"""The whole path over real loopback sockets: fake Twilio caller → our server → fake Realtime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from callbridge.config import load_settings
+from callbridge.server.app import CallbridgeServer, create_app
+from callbridge.server.runner import RunningServer, running
+from callbridge.testing.fake_caller import FakeTwilioCaller
+from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
+
+PUBLIC_URL = "https://voice.example.test"
+AUTH_TOKEN = "test-auth-token"
+
+
+@dataclass
+class Harness:
+    fake: FakeRealtimeServer
+    server: RunningServer
+    state: CallbridgeServer
+
+    def caller(self, **options: Any) -> FakeTwilioCaller:
+        return FakeTwilioCaller(self.server.url, PUBLIC_URL, AUTH_TOKEN, **options)
+
+    def bridge_of(self, caller: FakeTwilioCaller) -> Any:
+        calls = self.state.calls
+        live = calls.get(caller.call_sid)
+        if live is not None:
+            return live
+        return next(b for b in calls.finished_calls if b.call_sid == caller.call_sid)
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    replies: list[Reply] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    **fake_options: Any,
+) -> AsyncIterator[Harness]:
+    async with FakeRealtimeServer(replies or [Reply()], **fake_options) as fake:
+        settings = load_settings({
+            "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "CALLBRIDGE_OPENAI_URL": fake.url,
+            "OPENAI_API_KEY": "sk-test",
+            **(env or {}),
+        })
+        app = create_app(settings)
+        state: CallbridgeServer = app.state.callbridge
+        state.calls.keep_finished = 100
+        async with running(app) as server:
+            yield Harness(fake, server, state)
+
+
+async def connected_call(h: Harness, **options: Any) -> FakeTwilioCaller:
+    caller = h.caller(**options)
+    await caller.dial()
+    await caller.connect()
+    return caller
