@@ -81,7 +81,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
             chunk_ms=_int(env, "CALLBRIDGE_CHUNK_MS", _TIMING.chunk_ms, 20, 200, step=20),
             lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
         ),
-        apology=env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology") or DEFAULT_APOLOGY,
+        apology=(env.get("CALLBRIDGE_APOLOGY") or _agent_table(file_values).get("apology")
+                 or DEFAULT_APOLOGY),
     )
     if serving:
         _require_serving(env, settings)
@@ -105,10 +106,15 @@ def _require_serving(env: Mapping[str, str], settings: Settings) -> None:
         )
 
 
-def _agent_profile(env: Mapping[str, str], file_values: Mapping[str, Any]) -> AgentProfile:
-    agent_table = file_values.get("agent", file_values)
-    if not isinstance(agent_table, Mapping):
+def _agent_table(file_values: Mapping[str, Any]) -> Mapping[str, Any]:
+    table = file_values.get("agent", file_values)
+    if not isinstance(table, Mapping):
         raise ConfigError("agent file: [agent] must be a table of settings")
+    return table
+
+
+def _agent_profile(env: Mapping[str, str], file_values: Mapping[str, Any]) -> AgentProfile:
+    agent_table = _agent_table(file_values)
     known = {f.name for f in fields(AgentProfile)}
     unknown = sorted(set(agent_table) - known - {"apology", "agent"})
     if unknown:

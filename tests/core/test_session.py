@@ -249,7 +249,9 @@ def test_a_fully_played_item_becomes_a_complete_turn() -> None:
     turns = []
     for name in sent:
         turns += [a for a in d.twilio(mark_frame_for(name)) if isinstance(a, TurnFinished)]
-    assert turns == [TurnFinished("agent", "All done.", "All done.", False, "item_1", d.now)]
+    assert turns == [
+        TurnFinished("agent", "All done.", "All done.", False, "item_1", d.now, started=100.0)
+    ]
 
 
 def test_stop_during_a_response_closes_the_upstream_and_ends_quietly() -> None:

@@ -291,14 +291,14 @@ def _parse_or_protocol_error(text: str | bytes) -> None:
     assert isinstance(result, tw.Inbound)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text() | st.binary())
 def test_arbitrary_text_parses_or_raises_only_twilio_protocol_error(text: str | bytes) -> None:
     """No text or bytes make parse() raise anything but TwilioProtocolError."""
     _parse_or_protocol_error(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(JSON_VALUES | FRAME_LIKE)
 def test_arbitrary_json_parses_or_raises_only_twilio_protocol_error(value: object) -> None:
     """No JSON value, however close to a real frame, makes parse() raise anything else."""

@@ -61,7 +61,10 @@ class RunTool:
 
 @dataclass(frozen=True, slots=True)
 class TurnFinished:
-    """A finished turn of the transcript; for the agent, `heard` is what the caller heard."""
+    """A finished turn of the transcript; for the agent, `heard` is what the caller heard.
+
+    `started` is when the caller began speaking or the agent's first audio went to Twilio;
+    `at` is when the turn ended (transcript arrived, playback confirmed, or interrupted)."""
 
     role: str  # "caller" | "agent"
     text: str
@@ -69,6 +72,7 @@ class TurnFinished:
     interrupted: bool
     item_id: str
     at: float
+    started: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ class _AgentItem:
     text: list[str] = field(default_factory=list)
     final_text: str | None = None
     audio_done: bool = False
+    started_at: float | None = None
 
     def transcript(self) -> str:
         return self.final_text if self.final_text is not None else "".join(self.text)
@@ -140,6 +141,7 @@ class CallSession:
         self._tools_running: set[str] = set()
         self._tool_outputs: list[rt.CreateItem] = []
         self._speech_stopped_at: float | None = None
+        self._speech_started_at: dict[str, float] = {}
         self._truncates = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -364,6 +366,7 @@ class CallSession:
 
     def _on_speech_started(self, event: rt.SpeechStarted, now: float) -> list[Action]:
         """Barge-in: the caller talks over the agent."""
+        self._speech_started_at[event.item_id] = now
         audible = self._playback.awaiting_echo() or bool(self._outbound)
         responding = self._active_response is not None
         if not (audible or responding or self._items):
@@ -402,7 +405,8 @@ class CallSession:
     def _on_input_transcription(self, event: rt.InputTranscription, now: float) -> list[Action]:
         self.history.caller_said(event.item_id, event.transcript)
         text = event.transcript
-        return [TurnFinished("caller", text, text, False, event.item_id, now)]
+        started = self._speech_started_at.pop(event.item_id, now)
+        return [TurnFinished("caller", text, text, False, event.item_id, now, started)]
 
     def _on_response_created(self, event: rt.ResponseCreated, now: float) -> list[Action]:
         self._active_response = event.response_id
@@ -518,6 +522,9 @@ class CallSession:
             item_id, _, audio = chunk
             payload = base64.b64encode(audio).decode("ascii")
             name = self._playback.sent(item_id, len(audio) / BYTES_PER_MS, now)
+            item = self._items.get(item_id)
+            if item is not None and item.started_at is None:
+                item.started_at = now
             actions.append(SendTwilio(tw.SendMedia(sid, payload)))
             actions.append(SendTwilio(tw.SendMark(sid, name)))
             self.stats.chunks_out += 1
@@ -548,7 +555,8 @@ class CallSession:
             fraction = self._playback.heard_ms(item_id) / received if received else 0.0
             heard = heard_text(text, fraction)
         self.history.agent_said(item_id, heard)
-        return TurnFinished("agent", text, heard, interrupted, item_id, now)
+        started = item.started_at if item.started_at is not None else now
+        return TurnFinished("agent", text, heard, interrupted, item_id, now, started)
 
     def heard_ms(self, item_id: str) -> int:
         """Ms of an agent item the caller has heard (mark-confirmed)."""

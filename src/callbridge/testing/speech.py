@@ -33,7 +33,10 @@ def speak(text: str, *, words_per_minute: int = 175, voice: str = "en-us") -> by
         check=True, capture_output=True, timeout=30,
     ).stdout
     ulaw = subprocess.run(
-        ["sox", "-t", "wav", "-", "-r", str(SAMPLE_RATE), "-c", "1", "-t", "ul", "-"],
+        # -D: no dither, so the same text always gives the same bytes. The silence effects trim
+        # espeak's leading and trailing silence, so an utterance ends where the speech ends.
+        ["sox", "-D", "-t", "wav", "-", "-r", str(SAMPLE_RATE), "-c", "1", "-t", "ul", "-",
+         "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"],
         input=wav, check=True, capture_output=True, timeout=30,
     ).stdout
     return ulaw

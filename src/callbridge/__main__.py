@@ -1,0 +1,5 @@
+"""`python -m callbridge` is the `callbridge` command."""
+
+from callbridge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""The `callbridge` command: `serve` runs the server, `simulate` places a simulated call.
+
+Owns argument parsing, logging set-up and turning configuration errors into one line on stderr
+and exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from callbridge import __version__
+from callbridge.errors import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args.host, args.port, args.log_level)
+        if args.command == "simulate":
+            return _simulate(args.wav, args.out)
+    except ConfigError as exc:
+        print(f"callbridge: {exc}", file=sys.stderr)
+        return 2
+    parser.print_help()
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callbridge", description="Answer Twilio calls with an OpenAI Realtime voice agent."
+    )
+    parser.add_argument("--version", action="version", version=f"callbridge {__version__}")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the webhook and media-stream server")
+    serve.add_argument("--host", default="0.0.0.0", help="interface to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    simulate = commands.add_parser(
+        "simulate", help="place a simulated call through the full Twilio path, locally"
+    )
+    simulate.add_argument("--wav", type=Path, help="what the caller says (a WAV file)")
+    simulate.add_argument("--out", type=Path, default=Path("simulated-call.wav"),
+                          help="where to write what the caller heard")
+    return parser
+
+
+def _serve(host: str, port: int, log_level: str) -> int:
+    import uvicorn
+
+    from callbridge.config import load_settings
+    from callbridge.server.app import create_app
+    from callbridge.server.runner import uvicorn_config
+
+    settings = load_settings()
+    server = uvicorn.Server(uvicorn_config(create_app(settings), host, port, log_level))
+    server.run()
+    return 0
+
+
+def _simulate(wav: Path | None, out: Path) -> int:
+    from callbridge.simulate import simulate
+
+    if wav is not None and not wav.is_file():
+        raise ConfigError(f"--wav {wav}: no such file")
+    for name in ("callbridge", "websockets", "httpx", "uvicorn"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    asyncio.run(simulate(wav=wav, out=out))
+    return 0
