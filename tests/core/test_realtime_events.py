@@ -605,11 +605,6 @@ def test_a_malformed_server_event_raises_only_realtime_protocol_error(text: str 
         rt.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: int(float('inf')) raises OverflowError, which parse() does not translate",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -626,22 +621,12 @@ def test_an_infinite_number_is_a_protocol_error(text: str) -> None:
         rt.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="BUG: json.loads raises RecursionError on deep nesting; parse() does not translate it",
-)
 def test_a_deeply_nested_event_is_a_protocol_error() -> None:
     """An event nested deeper than the JSON decoder can follow is RealtimeProtocolError."""
     with pytest.raises(RealtimeProtocolError):
         rt.parse('{"type":"x","a":' + "[" * 100_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a non-string `delta` is accepted (AudioDelta(delta=5)); CallSession then raises "
-    "TypeError from base64.b64decode instead of dropping the frame",
-)
 @pytest.mark.parametrize("delta", [5, None, ["//8="]], ids=["number", "null", "list"])
 def test_an_audio_delta_that_is_not_text_is_a_protocol_error(delta: object) -> None:
     """response.output_audio.delta must carry its audio as a base64 string."""
@@ -702,7 +687,7 @@ def test_arbitrary_text_parses_or_raises_only_realtime_protocol_error(text: str 
     _parse_or_protocol_error(text)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(JSON_VALUES | EVENT_LIKE)
 def test_arbitrary_json_parses_or_raises_only_realtime_protocol_error(value: object) -> None:
     """No JSON value, however close to a handled event, makes parse() raise anything else."""

@@ -414,3 +414,14 @@ def test_truncate_never_exceeds_what_was_received(mark_first: bool) -> None:
 def mark_frame_for(name: str) -> str:
     from tests.core.drive import mark_frame
     return mark_frame(name)
+
+
+def test_an_audio_delta_that_is_not_base64_is_counted_and_dropped() -> None:
+    """A delta whose text is not base64 never reaches Twilio and never ends the call."""
+    d = Driver()
+    d.realtime(event("response.created", response={"id": "resp_1"}))
+    actions = d.realtime(event("response.output_audio.delta", response_id="resp_1",
+                               item_id="a1", output_index=0, content_index=0, delta="@@not-b64"))
+    assert twilio_out(actions) == []
+    assert d.session.stats.malformed_realtime == 1
+    assert d.session.state is CallState.STREAMING

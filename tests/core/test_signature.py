@@ -181,11 +181,6 @@ def test_a_repeated_key_signed_with_one_value_only_is_refused() -> None:
     assert checker.webhook_ok("/voice", "", FormData(REPEATED), last_only) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _MultiParams only knows getlist(); multidict.MultiDict has getall(), so "
-    "params[key] yields the first value and the other values of a repeated key are not signed",
-)
 def test_a_multidict_multidict_is_validated_with_every_value() -> None:
     """multidict.MultiDict (aiohttp's form type) is a Mapping too and must keep repeated values."""
     multidict = pytest.importorskip("multidict")

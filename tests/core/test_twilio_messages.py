@@ -192,10 +192,6 @@ def test_a_malformed_frame_raises_only_twilio_protocol_error(text: str | bytes) 
         tw.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: falsy non-objects ([], '', 0, false) pass `or {}` and are read as no parameters",
-)
 @pytest.mark.parametrize("params", [[], "", 0, False], ids=["list", "string", "zero", "false"])
 def test_empty_custom_parameters_that_are_not_an_object_are_refused(params: object) -> None:
     """customParameters must be an object even when it is empty or falsy."""
@@ -203,11 +199,6 @@ def test_empty_custom_parameters_that_are_not_an_object_are_refused(params: obje
         tw.parse(frame(START, start={"customParameters": params}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: int(float('inf')) raises OverflowError, which parse() does not translate",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -225,11 +216,6 @@ def test_an_infinite_number_is_a_protocol_error(text: str) -> None:
         tw.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="BUG: json.loads raises RecursionError on deep nesting; parse() does not translate it",
-)
 def test_a_deeply_nested_frame_is_a_protocol_error() -> None:
     """A frame nested deeper than the JSON decoder can follow is TwilioProtocolError."""
     with pytest.raises(TwilioProtocolError):
@@ -298,7 +284,7 @@ def test_arbitrary_text_parses_or_raises_only_twilio_protocol_error(text: str | 
     _parse_or_protocol_error(text)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(JSON_VALUES | FRAME_LIKE)
 def test_arbitrary_json_parses_or_raises_only_twilio_protocol_error(value: object) -> None:
     """No JSON value, however close to a real frame, makes parse() raise anything else."""

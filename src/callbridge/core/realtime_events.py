@@ -225,7 +225,7 @@ def parse(text: str | bytes) -> ServerEvent:
     """Parse one server frame. Raises `RealtimeProtocolError`; unknown types become `Unknown`."""
     try:
         event = json.loads(text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise RealtimeProtocolError(f"event is not JSON: {exc}") from exc
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise RealtimeProtocolError("event is not an object with a string `type`")
@@ -235,8 +235,14 @@ def parse(text: str | bytes) -> ServerEvent:
         return Unknown(type=kind, data=event)
     try:
         return builder(event)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise RealtimeProtocolError(f"{kind} is malformed: {exc!r}") from exc
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
 
 
 def _error(e: dict[str, Any]) -> ServerError:
@@ -262,7 +268,7 @@ def _response_done(e: dict[str, Any]) -> ResponseDone:
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
     "response.output_audio.delta": lambda e: AudioDelta(
-        e["response_id"], e["item_id"], int(e.get("content_index", 0)), e["delta"]
+        e["response_id"], e["item_id"], int(e.get("content_index", 0)), _text(e["delta"])
     ),
     "response.output_audio.done": lambda e: AudioDone(
         e["response_id"], e["item_id"], int(e.get("content_index", 0))

@@ -21,6 +21,7 @@ No I/O. No clock: every entry point takes `now` in seconds.
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 from collections import deque
 from collections.abc import Callable
@@ -419,7 +420,11 @@ class CallSession:
         if item is None:
             self.stats.late_deltas_dropped += 1
             return []
-        audio = base64.b64decode(event.delta)
+        try:
+            audio = base64.b64decode(event.delta, validate=True)
+        except binascii.Error as exc:
+            self.stats.malformed_realtime += 1
+            return _sampled_note("malformed_realtime_event", self.stats.malformed_realtime, exc)
         self._playback.received(event.item_id, event.content_index, len(audio) / BYTES_PER_MS)
         self._outbound.push(event.item_id, event.content_index, audio)
         return self._pump(now)

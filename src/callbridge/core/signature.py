@@ -59,7 +59,7 @@ class _MultiParams(dict[str, str]):
     """Lets RequestValidator see every value of a repeated form key (it calls `getall`)."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        getlist = getattr(params, "getlist", None)
+        getlist = getattr(params, "getlist", None) or getattr(params, "getall", None)
         self._lists: dict[str, list[str]] = {}
         for key in params:
             values = getlist(key) if getlist is not None else params[key]

@@ -71,7 +71,7 @@ def parse(text: str | bytes) -> Inbound:
     """Parse one text frame from Twilio. Raises `TwilioProtocolError` for anything unusable."""
     try:
         message = json.loads(text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise TwilioProtocolError(f"frame is not JSON: {exc}") from exc
     if not isinstance(message, dict):
         raise TwilioProtocolError("frame is not a JSON object")
@@ -99,14 +99,16 @@ def parse(text: str | bytes) -> Inbound:
             return Connected(
                 protocol=message.get("protocol", ""), version=message.get("version", "")
             )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise TwilioProtocolError(f"{event} frame is malformed: {exc!r}") from exc
     raise TwilioProtocolError(f"unknown event {event!r}")
 
 
 def _parse_start(start: dict[str, Any]) -> Start:
     media_format = start.get("mediaFormat") or {}
-    params = start.get("customParameters") or {}
+    params = start.get("customParameters")
+    if params is None:
+        params = {}
     if not isinstance(params, dict):
         raise TypeError("customParameters is not an object")
     return Start(
