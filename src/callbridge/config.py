@@ -81,6 +81,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
             chunk_ms=_int(env, "CALLBRIDGE_CHUNK_MS", _TIMING.chunk_ms, 20, 200, step=20),
             lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
         ),
+        stream_token_ttl=float(_int(env, "CALLBRIDGE_STREAM_TOKEN_TTL", 30, 1, 600)),
         apology=(env.get("CALLBRIDGE_APOLOGY") or _agent_table(file_values).get("apology")
                  or DEFAULT_APOLOGY),
     )

@@ -118,3 +118,32 @@ async def test_malformed_twilio_frames_are_dropped_and_the_call_goes_on() -> Non
             bridge = h.bridge_of(caller)
             assert bridge.session.stats.malformed_twilio == 4
             await caller.hang_up()
+
+
+@pytest.mark.parametrize("abort", [False, True], ids=["clean-close", "tcp-abort"])
+async def test_a_media_socket_lost_without_stop_ends_the_call_and_the_upstream(
+    abort: bool,
+) -> None:
+    """No `stop`, just a closed or cut socket: the upstream is still closed within a second."""
+    async with harness(env={"CALLBRIDGE_GREETING": GREETING}) as h:
+        caller = await connected_call(h)
+        await caller.wait_for_agent_audio(timeout=3.0)
+        loop = asyncio.get_running_loop()
+        lost = loop.time()
+        await caller.drop(abort=abort)
+        await h.fake.wait_for(lambda: all(c.closed for c in h.fake.connections), timeout=2.0)
+        assert loop.time() - lost < 1.0
+        bridge = h.bridge_of(caller)
+        await asyncio.wait_for(bridge.finished.wait(), 2.0)
+        await caller.aclose()
+
+
+async def test_a_call_whose_media_socket_never_connects_releases_its_upstream() -> None:
+    """The webhook pre-opens the upstream; without a media socket it is closed after the TTL."""
+    async with harness(env={"CALLBRIDGE_STREAM_TOKEN_TTL": "1"}) as h:
+        caller = h.caller()
+        await caller.dial()
+        await h.fake.wait_for(lambda: len(h.fake.connections) == 1, timeout=2.0)
+        await h.fake.wait_for(lambda: h.fake.connections[0].closed, timeout=3.0)
+        assert len(h.state.calls) == 0
+        await caller.aclose()

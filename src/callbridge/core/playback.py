@@ -46,6 +46,7 @@ class PlaybackTracker:
         self._pending: dict[str, _Chunk] = {}  # in send order
         self._stale: set[str] = set()
         self._play_end = 0.0  # estimated time Twilio finishes what it holds
+        self._pending_s = 0.0  # seconds of audio sent and not yet confirmed
         self._marks = 0
 
     def item(self, item_id: str) -> ItemAudio:
@@ -68,6 +69,7 @@ class PlaybackTracker:
         self._marks += 1
         name = f"m{self._marks}"
         self._pending[name] = _Chunk(item_id, entry.sent_ms, ms / 1000.0)
+        self._pending_s += ms / 1000.0
         self._play_end = max(self._play_end, now) + ms / 1000.0
         return name
 
@@ -81,17 +83,21 @@ class PlaybackTracker:
         while self._pending:
             first, chunk = next(iter(self._pending.items()))
             del self._pending[first]
+            self._pending_s -= chunk.duration_s
             entry = self._items[chunk.item_id]
             entry.heard_ms = max(entry.heard_ms, chunk.end_ms)
             if first == name:
                 break
-        self._play_end = now + sum(c.duration_s for c in self._pending.values())
+        if not self._pending:
+            self._pending_s = 0.0  # no float drift across a long call
+        self._play_end = now + self._pending_s
         return Echo.PLAYED
 
     def clear(self, now: float) -> None:
         """We sent Twilio `clear`: everything pending is discarded, its marks go stale."""
         self._stale.update(self._pending)
         self._pending.clear()
+        self._pending_s = 0.0
         self._play_end = now
 
     def queued_seconds(self, now: float) -> float:

@@ -554,11 +554,10 @@ class CallSession:
         item = self._items.pop(item_id)
         self._closed_items.add(item_id)
         text = item.transcript()
-        heard = text
-        if interrupted:
-            received = self._playback.item(item_id).received_ms
-            fraction = self._playback.heard_ms(item_id) / received if received else 0.0
-            heard = heard_text(text, fraction)
+        received = self._playback.item(item_id).received_ms
+        heard = text if received else ""  # no audio, nothing heard
+        if interrupted and received:
+            heard = heard_text(text, self._playback.heard_ms(item_id) / received)
         self.history.agent_said(item_id, heard)
         started = item.started_at if item.started_at is not None else now
         return TurnFinished("agent", text, heard, interrupted, item_id, now, started)

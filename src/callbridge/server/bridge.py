@@ -42,6 +42,17 @@ log = logging.getLogger("callbridge.bridge")
 _QUIET_NOTES = frozenset({"response_done", "first_audio_after_speech"})
 
 
+class _CallLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every line with the CallSid, bound once per call."""
+
+    def __init__(self, logger: logging.Logger, call_sid: str) -> None:
+        super().__init__(logger, {"call_sid": call_sid})
+        self._prefix = f"[{call_sid}] "
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return self._prefix + str(msg), kwargs
+
+
 class Bridge:
     """Carries one call between Twilio and the Realtime API."""
 
@@ -64,7 +75,7 @@ class Bridge:
         self._closers: set[asyncio.Task[None]] = set()
         self._wakeup: asyncio.TimerHandle | None = None
         self._wakeup_at: float | None = None
-        self._log = logging.LoggerAdapter(log, {"call_sid": call_sid})
+        self._log = _CallLog(log, call_sid)
 
     # ------------------------------------------------------------------ entry points
 

@@ -352,6 +352,23 @@ class FakeTwilioCaller:
         if self._reader is not None:
             await self._reader
 
+    async def drop(self, *, abort: bool = False) -> None:
+        """Lose the stream without `stop`: a clean close (1000), or with `abort` the TCP
+        connection is cut with no close frame (a crash or a network failure)."""
+        if self.state is not CallState.STREAMING or self._hanging_up:
+            return
+        self._hanging_up = True
+        await _reap(self._mic)
+        self._outbox.put_nowait(None)
+        if self._writer is not None:
+            await self._writer
+        if self._ws is not None:
+            if abort:
+                self._ws.transport.abort()
+            await self._ws.close()
+        if self._reader is not None:
+            await self._reader
+
     async def aclose(self) -> None:
         """Hang up if still streaming, and wait for every task and socket to be closed."""
         try:
