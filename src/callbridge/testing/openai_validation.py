@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pydantic
 from pydantic import ConfigDict, Field, TypeAdapter
@@ -107,7 +107,7 @@ def _client_adapters() -> dict[str, TypeAdapter[Any]]:
 
     # list[...] because pydantic refuses config= on a bare TypedDict.
     adapters: dict[str, TypeAdapter[Any]] = {
-        _type_literal(td): TypeAdapter(list.__class_getitem__(td), config=_STRICT)
+        _type_literal(td): TypeAdapter(cast(Any, list.__class_getitem__(td)), config=_STRICT)
         for td in typing.get_args(RealtimeClientEventParam)
     }
     # The superset type is the only one that accepts {"type": "item_reference"} inputs.
@@ -123,7 +123,8 @@ def _server_adapter() -> TypeAdapter[Any]:
 
     # The SDK annotates the union with its own discriminator marker, which pydantic ignores.
     members = typing.get_args(RealtimeServerEvent)[0]
-    return TypeAdapter(Annotated[members, Field(discriminator="type")])
+    # cast: pydantic's TypeForm typing does not cover a runtime-built Annotated union.
+    return TypeAdapter(cast(Any, Annotated[members, Field(discriminator="type")]))
 
 
 def _type_literal(typed_dict: Any) -> str:
