@@ -24,11 +24,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return _serve(args.host, args.port, args.log_level)
         if args.command == "simulate":
             return _simulate(args.wav, args.out)
+        if args.command == "db":
+            return _db(args.action)
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
         return 2
@@ -53,7 +56,28 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--wav", type=Path, help="what the caller says (a WAV file)")
     simulate.add_argument("--out", type=Path, default=Path("simulated-call.wav"),
                           help="where to write what the caller heard")
+    db = commands.add_parser("db", help="manage the call record's database schema")
+    db.add_argument("action", choices=["upgrade", "current"],
+                    help="upgrade: apply pending migrations; current: show the schema revision")
     return parser
+
+
+def _db(action: str) -> int:
+    from callbridge.config import load_settings
+    from callbridge.store import migrate
+    from callbridge.store.database import describe
+
+    url = load_settings(serving=False).database_url
+    if url is None:
+        raise ConfigError("DATABASE_URL=none: there is no database to manage")
+    if action == "upgrade":
+        migrate.upgrade(url)
+        print(f"{describe(url)} is at revision {migrate.head_revision()}")
+        return 0
+    current = asyncio.run(migrate.current_revision(url))
+    head = migrate.head_revision()
+    print(f"{describe(url)}: at {current or 'nothing (empty)'}, latest is {head}")
+    return 0 if current == head else 1
 
 
 def _serve(host: str, port: int, log_level: str) -> int:
@@ -64,6 +88,10 @@ def _serve(host: str, port: int, log_level: str) -> int:
     from callbridge.server.runner import uvicorn_config
 
     settings = load_settings()
+    if settings.database_url is not None:
+        from callbridge.store.migrate import require_current_schema
+
+        asyncio.run(require_current_schema(settings.database_url))
     server = uvicorn.Server(uvicorn_config(create_app(settings), host, port, log_level))
     server.run()
     return 0

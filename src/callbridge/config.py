@@ -8,6 +8,7 @@ setting raises `ConfigError` whose message is one line naming the variable and w
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -16,11 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from sqlalchemy.exc import ArgumentError
 
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import Timing
 from callbridge.core.twiml import DEFAULT_APOLOGY
 from callbridge.errors import ConfigError
+from callbridge.store.database import DEFAULT_DATABASE_URL, async_url
 
 DEFAULT_OPENAI_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
@@ -43,6 +46,10 @@ class Settings:
     apology: str = DEFAULT_APOLOGY
     stream_token_ttl: float = 30.0
     upstream_open_timeout: float = 5.0
+    database_url: str | None = DEFAULT_DATABASE_URL  # None: no call record
+    journal_path: str = "callbridge-journal.jsonl"
+    instance_id: str = "callbridge"
+    api_token: str = ""
 
     @property
     def stream_url(self) -> str:
@@ -82,12 +89,30 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
             lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
         ),
         stream_token_ttl=float(_int(env, "CALLBRIDGE_STREAM_TOKEN_TTL", 30, 1, 600)),
+        database_url=_database_url(env),
+        journal_path=env.get("CALLBRIDGE_JOURNAL") or "callbridge-journal.jsonl",
+        instance_id=env.get("CALLBRIDGE_INSTANCE_ID") or socket.gethostname() or "callbridge",
+        api_token=env.get("CALLBRIDGE_API_TOKEN", ""),
         apology=(env.get("CALLBRIDGE_APOLOGY") or _agent_table(file_values).get("apology")
                  or DEFAULT_APOLOGY),
     )
     if serving:
         _require_serving(env, settings)
     return settings
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    value = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if value.lower() == "none":
+        return None
+    try:
+        async_url(value)
+    except ArgumentError as exc:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from exc
+    scheme = value.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(f"DATABASE_URL must be sqlite:/// or postgresql://, not {scheme}://")
+    return value
 
 
 def _require_serving(env: Mapping[str, str], settings: Settings) -> None:

@@ -17,13 +17,15 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from callbridge.audio.wav import read_wav_ulaw, write_wav_ulaw_as_pcm16
 from callbridge.config import Settings, load_settings
 from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.bridge import Bridge
 from callbridge.server.runner import running
+from callbridge.store.database import describe
+from callbridge.store.migrate import upgrade_async
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.speech import have_espeak, speak
@@ -47,6 +49,7 @@ class SimulationResult:
     greeting_heard_at: float | None
     used_fake_model: bool
     started_at: float
+    stored: dict[str, Any] | None = None
 
 
 async def simulate(
@@ -62,16 +65,32 @@ async def simulate(
     caller_lines = () if wav is not None else DEMO_CALLER_LINES
     async with _upstream(use_fake, caller_lines) as openai_url:
         settings = _settings(env, openai_url, use_fake)
+        if settings.database_url is not None:
+            await upgrade_async(settings.database_url)  # the embedded default needs no set-up
         app = create_app(settings)
         state: CallbridgeServer = app.state.callbridge
         state.calls.keep_finished = 1
         async with running(app) as server:
             _print_header(stdout, server.url, settings, use_fake)
             result = await _call(server.url, settings, state, wav, caller_lines)
+            result.stored = await _read_back(state, result.bridge.call_sid)
     result.used_fake_model = use_fake
     write_wav_ulaw_as_pcm16(out, result.caller.heard())
     _print_report(stdout, result, out)
+    if result.stored is not None and settings.database_url is not None:
+        call = result.stored
+        print(f"  stored in {describe(settings.database_url)}: call {call['status']}, "
+              f"{len(call['transcript'])} turns, {len(call['events'])} events, "
+              f"estimated cost ${call['cost_usd']:.4f}", file=stdout)
     return result
+
+
+async def _read_back(state: CallbridgeServer, call_sid: str) -> dict[str, Any] | None:
+    """The call as the database has it, once the writer has caught up."""
+    if state.writer is None or state.store is None:
+        return None
+    await state.writer.flush()
+    return await state.store.get_call(call_sid)
 
 
 @contextlib.asynccontextmanager

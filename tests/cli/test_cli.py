@@ -34,7 +34,7 @@ def test_serve_stops_with_one_clear_line_when_a_setting_is_missing(
     env: dict[str, str], missing: str
 ) -> None:
     """A missing or invalid required setting: exit 2, one line naming it, no traceback."""
-    result = run_cli("serve", "--port", "0", env=env)
+    result = run_cli("serve", "--port", "0", env={"DATABASE_URL": "none", **env})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1

@@ -39,6 +39,7 @@ async def harness(
     replies: list[Reply] | None = None,
     *,
     env: dict[str, str] | None = None,
+    database_url: str = "none",
     **fake_options: Any,
 ) -> AsyncIterator[Harness]:
     async with FakeRealtimeServer(replies or [Reply()], **fake_options) as fake:
@@ -47,6 +48,7 @@ async def harness(
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "CALLBRIDGE_OPENAI_URL": fake.url,
             "OPENAI_API_KEY": "sk-test",
+            "DATABASE_URL": database_url,
             **(env or {}),
         })
         app = create_app(settings)

@@ -41,6 +41,9 @@ def _build_encode_table() -> npt.NDArray[np.uint8]:
 
 DECODE_TABLE = _build_decode_table()
 ENCODE_TABLE = _build_encode_table()
+# The same table indexed by the sample's raw 16 bits (int16 viewed as uint16): 0..32767 are the
+# non-negative samples, 32768..65535 the negative ones. Lets an int16 array encode in one lookup.
+_ENCODE_BY_BITS: npt.NDArray[np.uint8] = np.roll(ENCODE_TABLE, 32768)
 
 
 def ulaw_to_pcm16(data: bytes) -> npt.NDArray[np.int16]:
@@ -49,7 +52,14 @@ def ulaw_to_pcm16(data: bytes) -> npt.NDArray[np.int16]:
 
 
 def pcm16_to_ulaw(samples: npt.ArrayLike) -> bytes:
-    """Encode signed 16-bit samples (any integer or float array, clipped to int16) to μ-law."""
+    """Encode signed 16-bit samples (any integer or float array, clipped to int16) to μ-law.
+
+    An int16 array (the hot path: a resampler's output) takes one table lookup and no copies
+    besides the result; anything else is clipped to the int16 range first.
+    """
+    if isinstance(samples, np.ndarray) and samples.dtype == np.int16:
+        codes: npt.NDArray[np.uint8] = _ENCODE_BY_BITS[samples.view(np.uint16)]
+        return codes.tobytes()
     values = np.clip(np.asarray(samples), -32768, 32767).astype(np.int32)
     return bytes(ENCODE_TABLE[values + 32768].tobytes())
 

@@ -467,6 +467,7 @@ class CallSession:
                 self._outbound.finish(item_id)
         actions: list[Action] = [Note("response_done", {
             "response_id": event.response_id, "status": event.status, "reason": event.reason,
+            "usage": event.usage,
         })]
         actions += self._flush_tool_outputs()
         return actions + self._pump(now) + self._finish_played_items(now)

@@ -1,36 +1,33 @@
-"""The ASGI application: the voice webhook, the Twilio media socket and the health probes.
+"""The ASGI application: routes, per-process state and its lifespan.
 
-Owns request handling at the edge: signature checks against the configured public URL, minting
-and redeeming one-time stream tokens, and handing admitted media sockets to their call's bridge.
-Refusals happen before any work: an unsigned upgrade is refused before `accept()` (HTTP 403).
+Owns wiring: the Twilio-facing routes (`twilio_routes`), the JSON API (`api`), the health probes,
+and starting/stopping the call record's writer around them. On shutdown live calls are closed
+first, so their final records reach the writer before it drains.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from callbridge.config import Settings
-from callbridge.core import twilio_messages as tw
 from callbridge.core.signature import SignatureChecker
 from callbridge.core.tokens import StreamTokens
-from callbridge.core.twiml import connect_stream
-from callbridge.errors import TwilioProtocolError
+from callbridge.server import api, twilio_routes
 from callbridge.server.registry import CallRegistry
+from callbridge.store.journal import Journal
+from callbridge.store.repository import CallStore
+from callbridge.store.sink import NULL_SINK
+from callbridge.store.writer import StoreWriter
 
 log = logging.getLogger("callbridge.server")
-
-START_TIMEOUT_S = 10.0
-MAX_FRAMES_BEFORE_START = 8
 
 
 class CallbridgeServer:
@@ -40,62 +37,30 @@ class CallbridgeServer:
         self.settings = settings
         self.signatures = SignatureChecker(settings.twilio_auth_token, settings.public_url)
         self.tokens = StreamTokens(settings.stream_token_ttl)
-        self.calls = CallRegistry(settings)
+        self.store: CallStore | None = None
+        self.writer: StoreWriter | None = None
+        if settings.database_url is not None:
+            self.store = CallStore(settings.database_url)
+            self.writer = StoreWriter(self.store, Journal(settings.journal_path),
+                                      instance=settings.instance_id)
+        self.calls = CallRegistry(settings, self.writer if self.writer is not None else NULL_SINK)
         self.accepting = True
+        self.recovered_calls: list[str] = []
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    async def voice(self, request: Request) -> Response:
-        """Twilio's incoming-call webhook: answer `<Connect><Stream>` and pre-open the upstream."""
-        form = await request.form()
-        params = {key: str(value) for key, value in form.multi_items()}
-        signature = request.headers.get("x-twilio-signature")
-        if not self.signatures.webhook_ok(request.url.path, request.url.query, form, signature):
-            log.warning("voice webhook refused: bad or missing X-Twilio-Signature")
-            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
-        call_sid = params.get("CallSid", "")
-        if not call_sid:
-            return PlainTextResponse("CallSid is missing\n", status_code=400)
-        token = secrets.token_urlsafe(24)
-        self.tokens.issue(token, call_sid, params.get("From", ""), params.get("To", ""), self.now())
-        self.calls.open(call_sid)
-        twiml = connect_stream(
-            self.settings.stream_url,
-            {"token": token, "from": params.get("From", ""), "to": params.get("To", "")},
-            apology=self.settings.apology,
-        )
-        return Response(twiml, media_type="text/xml")
+    async def start(self) -> None:
+        if self.writer is not None:
+            self.recovered_calls = await self.writer.start()
 
-    async def media_stream(self, ws: WebSocket) -> None:
-        """Twilio's media socket: signature before accept, token on `start`, then the bridge."""
-        signature = ws.headers.get("x-twilio-signature")
-        if not self.signatures.upgrade_ok(ws.url.path, ws.url.query, signature):
-            log.warning("media socket refused: bad or missing X-Twilio-Signature")
-            await ws.close(code=1008)
-            return
-        await ws.accept()
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                frames, start = await _read_until_start(ws)
-        except (TimeoutError, WebSocketDisconnect):
-            log.warning("media socket closed: no valid `start` within %s s", START_TIMEOUT_S)
-            await _close_quietly(ws)
-            return
-        if start is None:
-            await _close_quietly(ws)
-            return
-        token = start.custom_parameters.get("token", "")
-        if self.tokens.redeem(token, start.call_sid, self.now()) is None:
-            log.warning("media socket refused: stream token missing, used, expired or foreign")
-            await _close_quietly(ws)
-            return
-        bridge = self.calls.open(start.call_sid)
-        if bridge.attached:
-            log.warning("media socket refused: the call already has a media stream")
-            await _close_quietly(ws)
-            return
-        await bridge.serve_twilio(ws, frames)
+    async def stop(self) -> None:
+        self.accepting = False
+        await self.calls.close_all()
+        if self.writer is not None:
+            await self.writer.close()
+        if self.store is not None:
+            await self.store.close()
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -106,43 +71,23 @@ class CallbridgeServer:
         return JSONResponse(body, status_code=200 if ready else 503)
 
 
-async def _read_until_start(ws: WebSocket) -> tuple[list[str | bytes], tw.Start | None]:
-    """Frames up to and including `start` (Twilio sends `connected`, then `start`)."""
-    frames: list[str | bytes] = []
-    while len(frames) < MAX_FRAMES_BEFORE_START:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        frame: str | bytes = message.get("text") or message.get("bytes") or b""
-        frames.append(frame)
-        try:
-            parsed = tw.parse(frame)
-        except TwilioProtocolError:
-            continue
-        if isinstance(parsed, tw.Start):
-            return frames, parsed
-    return frames, None
-
-
-async def _close_quietly(ws: WebSocket) -> None:
-    with suppress(RuntimeError, OSError):
-        await ws.close(code=1008)
-
-
 def create_app(settings: Settings) -> Starlette:
     """The ASGI app for `settings`. Its `state.callbridge` is the `CallbridgeServer`."""
     server = CallbridgeServer(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
         yield
-        server.accepting = False
-        await server.calls.close_all()
+        await server.stop()
 
     app = Starlette(
         routes=[
-            Route("/voice", server.voice, methods=["POST"]),
-            WebSocketRoute("/twilio/stream", server.media_stream),
+            Route("/voice", twilio_routes.voice(server), methods=["POST"]),
+            Route("/twilio/status", twilio_routes.status(server), methods=["POST"]),
+            WebSocketRoute("/twilio/stream", twilio_routes.media_stream(server)),
+            Route("/api/calls", api.list_calls(server), methods=["GET"]),
+            Route("/api/calls/{call_sid}", api.get_call(server), methods=["GET"]),
             Route("/healthz", server.healthz, methods=["GET"]),
             Route("/readyz", server.readyz, methods=["GET"]),
         ],

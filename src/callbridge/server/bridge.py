@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -33,13 +35,33 @@ from callbridge.core.actions import (
     SendTwilio,
     TurnFinished,
 )
+from callbridge.core.pricing import response_cost
 from callbridge.core.session import CallSession, CallState, UpstreamState
 from callbridge.errors import UpstreamError
 from callbridge.server.upstream import describe_close, open_realtime
+from callbridge.store.records import (
+    CallAnswered,
+    CallEnded,
+    CallOpened,
+    EventRecorded,
+    TurnRecorded,
+    UsageRecorded,
+)
+from callbridge.store.sink import NULL_SINK, RecordSink
 
 log = logging.getLogger("callbridge.bridge")
 
 _QUIET_NOTES = frozenset({"response_done", "first_audio_after_speech"})
+_NOT_EVENTS = frozenset({"response_done", "stream_started"})
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What the voice webhook (or the stream token) told us about the call."""
+
+    direction: str = "inbound"
+    from_number: str = ""
+    to_number: str = ""
 
 
 class _CallLog(logging.LoggerAdapter[logging.Logger]):
@@ -57,9 +79,12 @@ class Bridge:
     """Carries one call between Twilio and the Realtime API."""
 
     def __init__(self, call_sid: str, settings: Settings,
-                 on_finished: Callable[[Bridge], None] | None = None) -> None:
+                 on_finished: Callable[[Bridge], None] | None = None, *,
+                 sink: RecordSink = NULL_SINK, info: CallInfo | None = None) -> None:
         self.call_sid = call_sid
         self.settings = settings
+        self.info = info or CallInfo()
+        self.cost_usd = 0.0
         self.session = CallSession(call_sid, settings.agent, settings.timing)
         self.transcript: list[TurnFinished] = []
         self.notes: Counter[str] = Counter()
@@ -76,6 +101,15 @@ class Bridge:
         self._wakeup: asyncio.TimerHandle | None = None
         self._wakeup_at: float | None = None
         self._log = _CallLog(log, call_sid)
+        self._sink = sink
+        self._t0 = self._loop.time()
+        self._t0_wall = time.time()
+        self._answered_at: float | None = None
+        self._event_seq = 0
+        agent = settings.agent
+        sink.submit(CallOpened(call_sid, self.info.direction, self.info.from_number,
+                               self.info.to_number, agent.name, agent.model, agent.voice,
+                               settings.instance_id, self._t0_wall))
 
     # ------------------------------------------------------------------ entry points
 
@@ -110,6 +144,17 @@ class Bridge:
             self.run(self.session.twilio_closed(self.now()))
             self._spawn(self.shutdown())
 
+    def end(self, reason: str) -> None:
+        """The call is over elsewhere (e.g. Twilio's `completed` status): end it here too."""
+        if self.session.state is CallState.ENDED:
+            return
+        self._log.info("ending: %s", reason)
+        self.run(self.session.twilio_closed(self.now()))
+        if self._twilio_attached:
+            self._twilio_queue.put_nowait(None)
+        else:
+            self._spawn(self.shutdown())
+
     async def shutdown(self) -> None:
         """Stop everything this call owns; idempotent."""
         if self._wakeup is not None:
@@ -124,6 +169,7 @@ class Bridge:
         if self._closers:
             await asyncio.wait(self._closers, timeout=1.5)
         if not self.finished.is_set():
+            self._record_end()
             self.finished.set()
             if self._on_finished is not None:
                 self._on_finished(self)
@@ -158,6 +204,9 @@ class Bridge:
             self._spawn(self._run_tool(action))
         elif isinstance(action, TurnFinished):
             self.transcript.append(action)
+            self._sink.submit(TurnRecorded(
+                self.call_sid, action.item_id, action.role, action.text, action.heard,
+                action.interrupted, self._offset_ms(action.started), self._offset_ms(action.at)))
         elif isinstance(action, Note):
             self._note(action)
 
@@ -165,9 +214,52 @@ class Bridge:
         self.notes[note.kind] += 1
         if note.kind == "first_audio_after_speech":
             self.latencies_ms.append(int(note.detail["ms"]))
-        if note.kind in _QUIET_NOTES:
+        elif note.kind == "response_done":
+            self._record_usage(note.detail)
+        elif note.kind == "stream_started":
+            self._answered_at = self.now()
+            self._sink.submit(CallAnswered(self.call_sid, str(note.detail.get("stream_sid", "")),
+                                           self._wall(self._answered_at)))
+        if note.kind not in _NOT_EVENTS:
+            self._record_event(note.kind, note.detail)
+        if note.kind not in _QUIET_NOTES:
+            self._log.info("%s %s", note.kind, note.detail or "")
+
+    # ------------------------------------------------------------------ the call record
+
+    def _wall(self, loop_time: float) -> float:
+        return self._t0_wall + (loop_time - self._t0)
+
+    def _offset_ms(self, loop_time: float) -> int:
+        return max(0, round((loop_time - self._t0) * 1000))
+
+    def _record_event(self, kind: str, detail: dict[str, Any]) -> None:
+        self._event_seq += 1
+        self._sink.submit(EventRecorded(self.call_sid, self._event_seq, kind,
+                                        self._wall(self.now()), dict(detail)))
+
+    def _record_usage(self, detail: dict[str, Any]) -> None:
+        usage = detail.get("usage") or {}
+        if not usage:
             return
-        self._log.info("%s %s", note.kind, note.detail or "")
+        cost = response_cost(self.settings.agent.model, usage)
+        self.cost_usd += cost
+        self._sink.submit(UsageRecorded(self.call_sid, str(detail.get("response_id", "")),
+                                        dict(usage), cost))
+
+    def _record_end(self) -> None:
+        stats = self.session.stats
+        self._record_event("call_stats", {
+            "frames_in": stats.frames_in, "chunks_out": stats.chunks_out,
+            "malformed_twilio": stats.malformed_twilio,
+            "malformed_realtime": stats.malformed_realtime, "barge_ins": stats.barge_ins,
+            "truncate_errors": stats.truncate_errors, "reconnects": stats.reconnects,
+        })
+        now = self.now()
+        began = self._answered_at if self._answered_at is not None else now
+        reason = self.session.end_reason or "ended"
+        self._sink.submit(CallEnded(self.call_sid, self._wall(now), reason,
+                                    round(now - began, 3), round(self.cost_usd, 6)))
 
     def _schedule_wakeup(self, at: float | None) -> None:
         if self._wakeup is not None:

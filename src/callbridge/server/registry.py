@@ -9,22 +9,25 @@ from __future__ import annotations
 import asyncio
 
 from callbridge.config import Settings
-from callbridge.server.bridge import Bridge
+from callbridge.server.bridge import Bridge, CallInfo
+from callbridge.store.sink import NULL_SINK, RecordSink
 
 
 class CallRegistry:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sink: RecordSink = NULL_SINK) -> None:
         self._settings = settings
+        self.sink = sink
         self._bridges: dict[str, Bridge] = {}
         self.finished_calls: list[Bridge] = []
         self.keep_finished = 0  # how many finished bridges to keep for inspection (tests, simulate)
 
-    def open(self, call_sid: str) -> Bridge:
+    def open(self, call_sid: str, info: CallInfo | None = None) -> Bridge:
         """The call's bridge, created (and its upstream opening started) on first sight."""
         bridge = self._bridges.get(call_sid)
         if bridge is not None:
             return bridge
-        bridge = Bridge(call_sid, self._settings, on_finished=self._forget)
+        bridge = Bridge(call_sid, self._settings, on_finished=self._forget, sink=self.sink,
+                        info=info)
         self._bridges[call_sid] = bridge
         bridge.begin()
         loop = asyncio.get_running_loop()

@@ -1,0 +1,107 @@
+"""The JSON API over the call record: `GET /api/calls` and `GET /api/calls/{sid}`.
+
+Owns bearer-token authentication (`CALLBRIDGE_API_TOKEN`; without one configured the API is off)
+and query parsing. Everything it returns comes from the database, never from live memory.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from callbridge.store.repository import CallFilter
+
+if TYPE_CHECKING:
+    from callbridge.server.app import CallbridgeServer
+
+Handler = Callable[[Request], Awaitable[Response]]
+MAX_PAGE = 500
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _refusal(server: CallbridgeServer, request: Request) -> Response | None:
+    expected = server.settings.api_token
+    if not expected:
+        return _error(403, "the API is disabled: set CALLBRIDGE_API_TOKEN")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), expected.encode()):
+        return JSONResponse({"error": "a valid bearer token is required"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    if server.store is None:
+        return _error(503, "the call record is off (DATABASE_URL=none)")
+    return None
+
+
+def list_calls(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """Calls, newest first. Filters: since (ISO 8601), status, number; pages via `before`."""
+        refusal = _refusal(server, request)
+        if refusal is not None:
+            return refusal
+        assert server.store is not None
+        try:
+            query = _filter(request)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        try:
+            calls = await server.store.list_calls(query)
+        except SQLAlchemyError:
+            return _error(503, "the database is unavailable")
+        after = calls[-1]["id"] if len(calls) == query.limit else None
+        return JSONResponse({"calls": calls, "next_before": after})
+    return handle
+
+
+def get_call(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """One call with its transcript, tool calls, events and usage."""
+        refusal = _refusal(server, request)
+        if refusal is not None:
+            return refusal
+        assert server.store is not None
+        try:
+            call = await server.store.get_call(request.path_params["call_sid"])
+        except SQLAlchemyError:
+            return _error(503, "the database is unavailable")
+        if call is None:
+            return _error(404, "no such call")
+        return JSONResponse(call)
+    return handle
+
+
+def _filter(request: Request) -> CallFilter:
+    params = request.query_params
+    since = None
+    if params.get("since"):
+        try:
+            since = datetime.fromisoformat(params["since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("since must be an ISO 8601 time, e.g. 2026-11-21T08:00:00Z") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    limit = _int(params.get("limit"), "limit", 50)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    before = params.get("before")
+    return CallFilter(since=since, status=params.get("status") or None,
+                      number=params.get("number") or None,
+                      before_id=_int(before, "before", 0) if before else None, limit=limit)
+
+
+def _int(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number") from None

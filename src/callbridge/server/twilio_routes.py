@@ -1,0 +1,154 @@
+"""The routes Twilio calls: the voice webhook, the status callback and the media socket.
+
+Owns the edge: signature checks against the configured public URL (refusal before any work; an
+unsigned upgrade is refused before `accept()`, i.e. HTTP 403), minting and redeeming one-time
+stream tokens, and handing an admitted media socket to its call's bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from callbridge.core import twilio_messages as tw
+from callbridge.core.twiml import connect_stream
+from callbridge.errors import TwilioProtocolError
+from callbridge.redact import mask_number
+from callbridge.server.bridge import CallInfo
+from callbridge.store.records import StatusChanged
+from callbridge.store.repository import TERMINAL
+
+if TYPE_CHECKING:
+    from callbridge.server.app import CallbridgeServer
+
+log = logging.getLogger("callbridge.server")
+
+START_TIMEOUT_S = 10.0
+MAX_FRAMES_BEFORE_START = 8
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def _signed_form(server: CallbridgeServer, request: Request) -> dict[str, str] | None:
+    """The webhook's form fields, or None when the signature does not match."""
+    form = await request.form()
+    signature = request.headers.get("x-twilio-signature")
+    if not server.signatures.webhook_ok(request.url.path, request.url.query, form, signature):
+        log.warning("%s refused: bad or missing X-Twilio-Signature", request.url.path)
+        return None
+    return {key: str(value) for key, value in form.multi_items()}
+
+
+def voice(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """Incoming call: answer `<Connect><Stream>` and start opening the upstream."""
+        params = await _signed_form(server, request)
+        if params is None:
+            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
+        call_sid = params.get("CallSid", "")
+        if not call_sid:
+            return PlainTextResponse("CallSid is missing\n", status_code=400)
+        caller, called = params.get("From", ""), params.get("To", "")
+        token = secrets.token_urlsafe(24)
+        server.tokens.issue(token, call_sid, caller, called, server.now())
+        info = CallInfo(params.get("Direction", "inbound"), caller, called)
+        if server.calls.get(call_sid) is None:
+            log.info("[%s] incoming call from %s to %s", call_sid, mask_number(caller),
+                     mask_number(called))
+        server.calls.open(call_sid, info)
+        twiml = connect_stream(server.settings.stream_url,
+                               {"token": token, "from": caller, "to": called},
+                               apology=server.settings.apology)
+        return Response(twiml, media_type="text/xml")
+    return handle
+
+
+def status(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """Twilio's call status callback: recorded in any order; `completed` ends a live call."""
+        params = await _signed_form(server, request)
+        if params is None:
+            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
+        call_sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
+        if not call_sid or not call_status:
+            return PlainTextResponse("CallSid and CallStatus are required\n", status_code=400)
+        duration = params.get("CallDuration")
+        server.calls.sink.submit(StatusChanged(
+            call_sid, call_status, time.time(),
+            float(duration) if duration and duration.isdigit() else None,
+            params.get("Direction", ""), params.get("From", ""), params.get("To", ""),
+        ))
+        bridge = server.calls.get(call_sid)
+        if bridge is not None and call_status in TERMINAL:
+            bridge.end(f"Twilio reports the call {call_status}")
+        return Response(status_code=204)
+    return handle
+
+
+def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[None]]:
+    async def handle(ws: WebSocket) -> None:
+        """Signature before accept, token on `start`, then the call's bridge."""
+        signature = ws.headers.get("x-twilio-signature")
+        if not server.signatures.upgrade_ok(ws.url.path, ws.url.query, signature):
+            log.warning("media socket refused: bad or missing X-Twilio-Signature")
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                frames, start = await _read_until_start(ws)
+        except (TimeoutError, WebSocketDisconnect):
+            log.warning("media socket closed: no valid `start` within %s s", START_TIMEOUT_S)
+            await _close_quietly(ws)
+            return
+        if start is None:
+            await _close_quietly(ws)
+            return
+        token = start.custom_parameters.get("token", "")
+        grant = server.tokens.redeem(token, start.call_sid, server.now())
+        if grant is None:
+            log.warning("[%s] media socket refused: stream token missing, used, expired or "
+                        "foreign", start.call_sid)
+            await _close_quietly(ws)
+            return
+        info = CallInfo("inbound", grant.from_number, grant.to_number)
+        bridge = server.calls.open(start.call_sid, info)
+        if bridge.attached:
+            log.warning("[%s] media socket refused: the call already has a media stream",
+                        start.call_sid)
+            await _close_quietly(ws)
+            return
+        await bridge.serve_twilio(ws, frames)
+    return handle
+
+
+async def _read_until_start(ws: WebSocket) -> tuple[list[str | bytes], tw.Start | None]:
+    """Frames up to and including `start` (Twilio sends `connected`, then `start`)."""
+    frames: list[str | bytes] = []
+    while len(frames) < MAX_FRAMES_BEFORE_START:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        frame: str | bytes = message.get("text") or message.get("bytes") or b""
+        frames.append(frame)
+        try:
+            parsed = tw.parse(frame)
+        except TwilioProtocolError:
+            continue
+        if isinstance(parsed, tw.Start):
+            return frames, parsed
+    return frames, None
+
+
+async def _close_quietly(ws: WebSocket) -> None:
+    with contextlib.suppress(RuntimeError, OSError):
+        await ws.close(code=1008)

@@ -1,0 +1,115 @@
+"""The tables of the call record (SQLAlchemy Core). Alembic migrations create them.
+
+Natural keys make every write idempotent: a call is unique by CallSid, a turn by (CallSid, item
+id, role), a tool call by (CallSid, call id), an event by (CallSid, sequence number), usage by
+(CallSid, response id). There are no foreign keys: records may arrive in any order (a status
+callback before the voice webhook's record), and each row stands on its CallSid.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+calls = Table(
+    "calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, unique=True),
+    Column("direction", String(32), nullable=False, default="inbound"),
+    Column("from_number", String(64), nullable=False, default=""),
+    Column("to_number", String(64), nullable=False, default=""),
+    Column("agent", String(128), nullable=False, default=""),
+    Column("status", String(32), nullable=False, default="ringing"),
+    Column("status_rank", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("duration_s", Float),
+    Column("end_reason", String(256)),
+    Column("model", String(64), nullable=False, default=""),
+    Column("voice", String(64), nullable=False, default=""),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("recording_sid", String(64)),
+    Column("recording_url", Text),
+    Column("stream_sid", String(64)),
+    Column("instance", String(128), nullable=False, default=""),
+)
+Index("ix_calls_created_at", calls.c.created_at)
+Index("ix_calls_status", calls.c.status)
+
+turns = Table(
+    "turns", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("item_id", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("heard", Text, nullable=False, default=""),
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Column("started_ms", Integer, nullable=False, default=0),
+    Column("ended_ms", Integer, nullable=False, default=0),
+    UniqueConstraint("call_sid", "item_id", "role", name="uq_turns_call_item_role"),
+)
+
+tool_calls = Table(
+    "tool_calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("call_id", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("arguments", Text, nullable=False, default=""),
+    Column("result", Text),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("call_sid", "call_id", name="uq_tool_calls_call_id"),
+)
+
+call_events = Table(
+    "call_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("call_sid", "seq", name="uq_call_events_seq"),
+)
+
+usage = Table(
+    "usage", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("response_id", String(128), nullable=False),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("input_text_tokens", Integer, nullable=False, default=0),
+    Column("input_audio_tokens", Integer, nullable=False, default=0),
+    Column("input_cached_tokens", Integer, nullable=False, default=0),
+    Column("output_text_tokens", Integer, nullable=False, default=0),
+    Column("output_audio_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("detail", JSON, nullable=False, default=dict),
+    UniqueConstraint("call_sid", "response_id", name="uq_usage_response"),
+)
+
+instances = Table(
+    "instances", metadata,
+    Column("id", String(128), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)
