@@ -425,3 +425,96 @@ def test_an_audio_delta_that_is_not_base64_is_counted_and_dropped() -> None:
     assert twilio_out(actions) == []
     assert d.session.stats.malformed_realtime == 1
     assert d.session.state is CallState.STREAMING
+
+
+def test_dtmf_becomes_a_note_and_nothing_is_sent() -> None:
+    """A keypad digit is recorded (call control decides what it means)."""
+    d = Driver()
+    frame = ('{"event":"dtmf","streamSid":"' + STREAM_SID + '","sequenceNumber":"5",'
+             '"dtmf":{"track":"inbound_track","digit":"7"}}')
+    assert d.twilio(frame) == [Note("dtmf", {"digit": "7"})]
+
+
+def test_a_malformed_realtime_event_is_counted_and_dropped() -> None:
+    """Garbage from the upstream never ends the call."""
+    d = Driver()
+    for junk in ["nope", '{"no_type": 1}', '{"type": "response.output_audio.delta"}']:
+        assert not any(isinstance(a, EndStream) for a in d.realtime(junk))
+    assert d.session.stats.malformed_realtime == 3
+
+
+def test_an_ordinary_upstream_error_is_counted_and_the_call_goes_on() -> None:
+    """server_error and friends are notes; response_cancel_not_active is silent."""
+    d = Driver()
+    error = d.realtime(event("error", error={"type": "server_error", "code": None,
+                                             "message": "try again"}))
+    assert [a.kind for a in error if isinstance(a, Note)] == ["upstream_error"]
+    assert d.realtime(event("error", error={"type": "invalid_request_error",
+                                            "code": "response_cancel_not_active",
+                                            "message": "nothing to cancel"})) == []
+    assert d.session.stats.upstream_errors == 1
+
+
+def test_a_response_conflict_clears_the_pending_request() -> None:
+    """conversation_already_has_active_response: our request is void; tool outputs wait."""
+    d = Driver()
+    d.realtime(event("response.function_call_arguments.done", response_id="r1", item_id="i",
+                     output_index=0, call_id="c1", name="t", arguments="{}"))
+    d.do(d.session.tool_result("c1", "{}", d.now))
+    conflict = d.realtime(event("error", error={
+        "type": "invalid_request_error", "code": "conversation_already_has_active_response",
+        "message": "busy"}))
+    assert [a.kind for a in conflict if isinstance(a, Note)] == ["response_conflict"]
+
+
+def test_the_final_transcript_replaces_the_deltas() -> None:
+    """response.output_audio_transcript.done carries the authoritative text."""
+    d = Driver(timing=Timing(chunk_ms=100, lead_ms=5000))
+    sent = marks(d.respond("a1", 800, text="Helo wrld"))
+    d.realtime(event("response.output_audio_transcript.done", response_id="resp_1",
+                     item_id="a1", output_index=0, content_index=0, transcript="Hello world"))
+    sent += marks(d.realtime(event("response.done", response={"id": "resp_1",
+                                                              "status": "completed"})))
+    turns = [a for name in sent for a in d.twilio(mark_frame_for(name))
+             if isinstance(a, TurnFinished)]
+    assert [t.heard for t in turns] == ["Hello world"]
+
+
+def test_a_cancelled_response_without_audio_leaves_an_empty_heard_turn() -> None:
+    """Text that never became audio was not heard."""
+    d = Driver()
+    d.realtime(event("response.created", response={"id": "r9"}))
+    d.realtime(event("response.output_audio_transcript.delta", response_id="r9", item_id="a9",
+                     output_index=0, content_index=0, delta="Never said"))
+    done = d.realtime(event("response.done", response={
+        "id": "r9", "status": "cancelled", "status_details": {"reason": "client_cancelled"}}))
+    [turn] = [a for a in done if isinstance(a, TurnFinished)]
+    assert (turn.text, turn.heard) == ("Never said", "")
+
+
+def test_usage_is_summed_across_responses() -> None:
+    """Token counts from every response.done add up in the stats."""
+    d = Driver()
+    usage = {"total_tokens": 10, "input_tokens": 6, "output_tokens": 4,
+             "input_token_details": {"audio_tokens": 5, "text_tokens": 1}, "flag": True}
+    for rid in ("r1", "r2"):
+        d.realtime(event("response.done", response={"id": rid, "status": "completed",
+                                                    "usage": usage}))
+    assert d.session.stats.usage == {"total_tokens": 20, "input_tokens": 12,
+                                     "output_tokens": 8, "input_token_details.audio_tokens": 10,
+                                     "input_token_details.text_tokens": 2}
+
+
+def test_tool_outputs_produced_during_a_reconnect_go_with_the_restore() -> None:
+    """A result arriving while the upstream is down waits in the history, not on a dead socket."""
+    d = Driver()
+    d.realtime(event("response.function_call_arguments.done", response_id="r1", item_id="i",
+                     output_index=0, call_id="c1", name="lookup", arguments="{}"))
+    d.realtime(event("response.done", response={"id": "r1", "status": "completed"}))
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    assert realtime_out(d.do(d.session.tool_result("c1", '{"ok": 1}', d.now))) == []
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    restored = [e.item for e in realtime_out(d.realtime(session_updated()))
+                if isinstance(e, rt.CreateItem)]
+    assert [i["type"] for i in restored] == ["function_call", "function_call_output"]

@@ -44,7 +44,7 @@ from callbridge.core.actions import (
 )
 from callbridge.core.agent import AgentProfile
 from callbridge.core.history import ConversationHistory, heard_text
-from callbridge.core.outbound import FRAME_BYTES, OutboundAudio
+from callbridge.core.outbound import OutboundAudio
 from callbridge.core.playback import Echo, PlaybackTracker
 from callbridge.errors import RealtimeProtocolError, TwilioProtocolError
 
@@ -566,10 +566,6 @@ class CallSession:
     def heard_ms(self, item_id: str) -> int:
         """Ms of an agent item the caller has heard (mark-confirmed)."""
         return self._playback.heard_ms(item_id)
-
-    @property
-    def outbound_frames_ready(self) -> int:
-        return len(self._outbound) // FRAME_BYTES
 
 
 def _sampled_note(kind: str, count: int, exc: Exception) -> list[Action]:
