@@ -76,9 +76,9 @@ class Driver:
     """A CallSession plus a clock, brought to STREAMING with the upstream READY."""
 
     def __init__(self, profile: AgentProfile | None = None, timing: Timing | None = None,
-                 *, start: bool = True) -> None:
+                 *, start: bool = True, agents: dict[str, AgentProfile] | None = None) -> None:
         self.now = 100.0
-        self.session = CallSession(CALL_SID, profile or AgentProfile(), timing)
+        self.session = CallSession(CALL_SID, profile or AgentProfile(), timing, agents=agents)
         self.log: list[Action] = []
         self.do(self.session.begin(self.now))
         self.do(self.session.upstream_opened(self.now))

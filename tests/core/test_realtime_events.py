@@ -195,8 +195,7 @@ def test_the_greeting_response_asks_for_the_exact_words() -> None:
     assert json.loads(rt.CreateResponse(response).serialize()) == {
         "type": "response.create",
         "response": {
-            "instructions": 'Greet the caller. Say exactly: "Hi, this is Ada." '
-            "Do not add anything else.",
+            "instructions": 'Say exactly: "Hi, this is Ada." Do not add anything else.',
             "metadata": {"purpose": "greeting"},
         },
     }

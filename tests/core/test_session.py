@@ -19,7 +19,8 @@ from callbridge.core.actions import (
     TurnFinished,
 )
 from callbridge.core.agent import AgentProfile
-from callbridge.core.session import CallSession, CallState, Timing, UpstreamState
+from callbridge.core.session import CallSession, Timing
+from callbridge.core.states import CallState, UpstreamState
 from tests.core.drive import (
     CALL_SID,
     STREAM_SID,

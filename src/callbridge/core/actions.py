@@ -51,6 +51,26 @@ class EndStream:
 
 
 @dataclass(frozen=True, slots=True)
+class HangUp:
+    """End the call through Twilio's REST API (the caller has heard everything first)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectCall:
+    """Replace the call's TwiML through Twilio's REST API (a transfer); the stream then ends."""
+
+    twiml: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording:
+    """Start a dual-channel recording of the live call through Twilio's REST API."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunTool:
     """Run a tool and report back with `tool_result()`."""
 
@@ -85,5 +105,5 @@ class Note:
 
 Action = (
     SendTwilio | SendRealtime | OpenUpstream | CloseUpstream | EndStream | RunTool
-    | TurnFinished | Note
+    | TurnFinished | Note | HangUp | RedirectCall | StartRecording
 )

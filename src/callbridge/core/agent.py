@@ -1,8 +1,10 @@
-"""An agent profile — what the agent says and how it listens — and the `session.update` it implies.
+"""An agent profile — what the agent says, how it listens, what it may do on the call — and the
+`session.update` it implies.
 
 Owns the mapping from our settings to the GA Realtime session object. Every session object built
 here states both audio formats, because a later `session.update` that omits them is a known cause
-of static on the line. No I/O. No clock.
+of static on the line. Built-in call-control tools (`end_call`, `transfer_call`, `switch_agent`)
+are declared here next to the user's own. No I/O. No clock.
 """
 
 from __future__ import annotations
@@ -35,16 +37,36 @@ class AgentProfile:
     interrupt_response: bool = True
     transcription_model: str | None = "gpt-4o-mini-transcribe"
     language: str | None = None
+    # tools: the user's (Realtime definitions from the registry) and the built-in ones enabled
     tools: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    tool_fillers: dict[str, str] = field(default_factory=dict)  # tool name → holding line
+    filler_after_s: float = 1.0
+    builtin_tools: tuple[str, ...] = ()  # of BUILTIN_TOOLS
+    transfer_targets: dict[str, str] = field(default_factory=dict)  # name → +E.164 or sip:
+    transfer_announcement: str = "Please hold while I transfer your call."
+    transfer_fallback: str = "Sorry, nobody could take your call. Please try again later."
+    handoffs: tuple[str, ...] = ()  # agents this one may hand the call to
+    # runaway controls
+    max_call_s: float | None = None
+    warn_before_s: float = 60.0
+    wrap_up_before_s: float = 20.0
+    idle_prompt_s: float | None = None
+    idle_hangup_s: float | None = None
+    cost_cap_usd: float | None = None
+    # keypad, outbound, recording
+    dtmf_terminator: str = "#"
+    dtmf_pause_s: float = 2.0
+    voicemail_message: str | None = None
+    record: bool = False
 
-    def turn_detection_config(self) -> dict[str, Any] | None:
+    def turn_detection_config(self, create_response: bool = True) -> dict[str, Any] | None:
         if self.turn_detection == "none":
             return None
         if self.turn_detection == "semantic_vad":
             return {
                 "type": "semantic_vad",
                 "eagerness": self.semantic_vad_eagerness,
-                "create_response": True,
+                "create_response": create_response,
                 "interrupt_response": self.interrupt_response,
             }
         return {
@@ -52,15 +74,23 @@ class AgentProfile:
             "threshold": self.vad_threshold,
             "prefix_padding_ms": self.vad_prefix_padding_ms,
             "silence_duration_ms": self.vad_silence_duration_ms,
-            "create_response": True,
+            "create_response": create_response,
             "interrupt_response": self.interrupt_response,
         }
 
-    def session(self) -> dict[str, Any]:
-        """The full `session` object of a `session.update` for this agent (μ-law both ways)."""
+    def all_tools(self) -> list[dict[str, Any]]:
+        """The user's tools plus the enabled built-in ones, as Realtime definitions."""
+        tools = [dict(tool) for tool in self.tools]
+        return tools + builtin_definitions(self)
+
+    def session(self, *, create_response: bool = True) -> dict[str, Any]:
+        """The full `session` object of a `session.update` for this agent (μ-law both ways).
+
+        `create_response=False` keeps the model quiet until told (an outbound call waiting to
+        learn whether a person or a machine answered)."""
         audio_input: dict[str, Any] = {
             "format": {"type": "audio/pcmu"},
-            "turn_detection": self.turn_detection_config(),
+            "turn_detection": self.turn_detection_config(create_response),
         }
         if self.transcription_model:
             transcription: dict[str, Any] = {"model": self.transcription_model}
@@ -77,8 +107,9 @@ class AgentProfile:
                 "output": {"format": {"type": "audio/pcmu"}, "voice": self.voice},
             },
         }
-        if self.tools:
-            session["tools"] = [dict(tool) for tool in self.tools]
+        tools = self.all_tools()
+        if tools:
+            session["tools"] = tools
             session["tool_choice"] = "auto"
         return session
 
@@ -86,15 +117,59 @@ class AgentProfile:
         """The `response` of the `response.create` that speaks the greeting, if there is one."""
         if not self.greeting:
             return None
-        return {
-            "instructions": (
-                "Greet the caller. Say exactly: "
-                + _quote(self.greeting)
-                + " Do not add anything else."
-            ),
-            "metadata": {"purpose": "greeting"},
-        }
+        return say_exactly(self.greeting, "greeting")
+
+
+def say_exactly(text: str, purpose: str) -> dict[str, Any]:
+    """A `response.create` body that makes the agent say `text` word for word."""
+    return {
+        "instructions": "Say exactly: " + _quote(text) + " Do not add anything else.",
+        "metadata": {"purpose": purpose},
+    }
+
+
+def instructed(instructions: str, purpose: str) -> dict[str, Any]:
+    """A `response.create` body with one-off instructions."""
+    return {"instructions": instructions, "metadata": {"purpose": purpose}}
 
 
 def _quote(text: str) -> str:
     return '"' + text.replace('"', "'") + '"'
+
+
+BUILTIN_TOOLS = ("end_call", "transfer_call")
+
+
+def builtin_definitions(profile: AgentProfile) -> list[dict[str, Any]]:
+    """Realtime definitions of the call-control tools this profile enables."""
+    tools: list[dict[str, Any]] = []
+    if "end_call" in profile.builtin_tools:
+        tools.append({
+            "type": "function", "name": "end_call",
+            "description": ("End the phone call. Use it when the caller says goodbye or the "
+                            "conversation is finished. Say a short goodbye first."),
+            "parameters": {"type": "object", "properties": {
+                "reason": {"type": "string", "description": "Why the call is ending."}},
+                "required": [], "additionalProperties": False},
+        })
+    if "transfer_call" in profile.builtin_tools and profile.transfer_targets:
+        tools.append({
+            "type": "function", "name": "transfer_call",
+            "description": ("Transfer the caller to a person. Use it when the caller asks for a "
+                            "human or you cannot help. Targets: "
+                            + ", ".join(sorted(profile.transfer_targets)) + "."),
+            "parameters": {"type": "object", "properties": {
+                "target": {"type": "string", "enum": sorted(profile.transfer_targets),
+                           "description": "Who to transfer to."}},
+                "required": ["target"], "additionalProperties": False},
+        })
+    if profile.handoffs:
+        tools.append({
+            "type": "function", "name": "switch_agent",
+            "description": ("Hand the conversation to another assistant who handles: "
+                            + ", ".join(profile.handoffs) + "."),
+            "parameters": {"type": "object", "properties": {
+                "agent": {"type": "string", "enum": list(profile.handoffs)}},
+                "required": ["agent"], "additionalProperties": False},
+        })
+    return tools

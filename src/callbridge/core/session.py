@@ -24,9 +24,8 @@ import base64
 import binascii
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from callbridge.core import realtime_events as rt
@@ -35,17 +34,24 @@ from callbridge.core.actions import (
     Action,
     CloseUpstream,
     EndStream,
+    HangUp,
     Note,
     OpenUpstream,
+    RedirectCall,
     RunTool,
     SendRealtime,
     SendTwilio,
+    StartRecording,
     TurnFinished,
 )
 from callbridge.core.agent import AgentProfile
+from callbridge.core.call_control import _BUILTINS, CallControl
+from callbridge.core.control import Deadlines
 from callbridge.core.history import ConversationHistory, heard_text
 from callbridge.core.outbound import OutboundAudio
 from callbridge.core.playback import Echo, PlaybackTracker
+from callbridge.core.pricing import response_cost
+from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import RealtimeProtocolError, TwilioProtocolError
 
 BYTES_PER_MS = 8  # μ-law, 8 kHz
@@ -53,21 +59,6 @@ FATAL_ERROR_CODES = frozenset(
     {"beta_api_shape_disabled", "model_not_found", "invalid_api_key", "insufficient_quota"}
 )
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class CallState(Enum):
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    ENDING = "ending"
-    ENDED = "ended"
-
-
-class UpstreamState(Enum):
-    OPENING = "opening"
-    CONFIGURING = "configuring"
-    READY = "ready"
-    FAILED = "failed"
-    CLOSED = "closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +101,17 @@ class _AgentItem:
         return self.final_text if self.final_text is not None else "".join(self.text)
 
 
-class CallSession:
+class CallSession(CallControl):
     """The whole decision-making of one call. Adapters feed it and carry out what it returns."""
 
-    def __init__(self, call_sid: str, profile: AgentProfile, timing: Timing | None = None) -> None:
+    def __init__(self, call_sid: str, profile: AgentProfile, timing: Timing | None = None, *,
+                 agents: Mapping[str, AgentProfile] | None = None,
+                 awaiting_answer: bool = False) -> None:
+        """`agents` are the profiles this call may be handed to; `awaiting_answer` keeps the
+        agent quiet until `answered_by()` says whether a person or a machine picked up."""
         self.call_sid = call_sid
         self.profile = profile
+        self.cost_usd = 0.0
         self.timing = timing or Timing()
         self.state = CallState.CONNECTING
         self.upstream = UpstreamState.CLOSED
@@ -140,10 +136,25 @@ class CallSession:
         self._awaiting_reply = False
         self._resume_after_reconnect = False
         self._tools_running: set[str] = set()
-        self._tool_outputs: list[rt.CreateItem] = []
+        self._tool_names: dict[str, str] = {}  # call_id → tool name, for every call seen
+        self._pending_items: list[rt.CreateItem] = []  # sent before the next response.create
+        self._followup: dict[str, Any] | None = None  # that response's body
+        self._followup_wanted = False
+        self._no_followup = False
+        self._pending_switch: str | None = None
         self._speech_stopped_at: float | None = None
         self._speech_started_at: dict[str, float] = {}
         self._truncates = 0
+        self._agents = dict(agents or {})
+        self._awaiting_answer = awaiting_answer
+        self._deadlines = Deadlines(profile)
+        self._timer_at: float | None = None
+        self._closing: HangUp | RedirectCall | None = None
+        self._closed = False
+        self._response_audio: set[str] = set()
+        self._caller_speaking = False
+        self._dtmf: list[str] = []
+        self._dtmf_turns = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -156,14 +167,19 @@ class CallSession:
 
     @property
     def next_wakeup(self) -> float | None:
-        """When the adapter must call `wake()` next (pacing), or None."""
-        if self.state is CallState.STREAMING and self._outbound:
-            return self._paced_until
-        return None
+        """When the adapter must call `wake()` next (pacing and call timers), or None."""
+        paced = self._paced_until if self._outbound else None
+        if paced is None:
+            return self._timer_at
+        if self._timer_at is None:
+            return paced
+        return min(paced, self._timer_at)
 
     def wake(self, now: float) -> list[Action]:
         """A wake-up asked for by `next_wakeup` is due."""
-        return self._pump(now)
+        actions = self._pump(now) + self._on_due(now) + self._maybe_close(now)
+        self._refresh_timers()
+        return actions
 
     # ------------------------------------------------------------------ upstream transport
 
@@ -232,15 +248,17 @@ class CallSession:
             return _sampled_note("malformed_twilio_frame", self.stats.malformed_twilio, exc)
         if type(message) is tw.Media:
             return self._on_media(message)
+        actions: list[Action] = []
         if isinstance(message, tw.MarkEcho):
-            return self._on_mark(message, now)
-        if isinstance(message, tw.Start):
-            return self._on_start(message, now)
-        if isinstance(message, tw.Stop):
-            return self._end(now, "caller hung up")
-        if isinstance(message, tw.Dtmf):
-            return [Note("dtmf", {"digit": message.digit})]
-        return []
+            actions = self._on_mark(message, now)
+        elif isinstance(message, tw.Start):
+            actions = self._on_start(message, now)
+        elif isinstance(message, tw.Stop):
+            actions = self._end(now, "caller hung up")
+        elif isinstance(message, tw.Dtmf):
+            actions = self._on_dtmf(message, now)
+        self._refresh_timers()
+        return actions
 
     def twilio_closed(self, now: float) -> list[Action]:
         """The media socket is gone (after `stop`, after our `EndStream`, or abruptly)."""
@@ -264,7 +282,11 @@ class CallSession:
         self.stream_sid = start.stream_sid
         if self.upstream is UpstreamState.FAILED:
             return self._end_stream("upstream unavailable")
-        return [Note("stream_started", {"stream_sid": start.stream_sid}), *self._pump(now)]
+        self._deadlines.start(now)
+        actions: list[Action] = [Note("stream_started", {"stream_sid": start.stream_sid})]
+        if self.profile.record:
+            actions.append(StartRecording())
+        return actions + self._pump(now)
 
     def _on_mark(self, echo: tw.MarkEcho, now: float) -> list[Action]:
         result = self._playback.echoed(echo.name, now)
@@ -273,7 +295,7 @@ class CallSession:
             return []
         if result is Echo.UNKNOWN:
             return []
-        return self._finish_played_items(now) + self._pump(now)
+        return self._finish_played_items(now) + self._pump(now) + self._maybe_close(now)
 
     def _end(self, now: float, reason: str) -> list[Action]:
         if self.state is CallState.ENDED:
@@ -305,12 +327,16 @@ class CallSession:
             self.stats.malformed_realtime += 1
             return _sampled_note("malformed_realtime_event", self.stats.malformed_realtime, exc)
         handler = _HANDLERS.get(type(event))
-        return handler(self, event, now) if handler is not None else []
+        if handler is None:
+            return []
+        actions = handler(self, event, now)
+        self._refresh_timers()
+        return actions
 
     def _on_session_created(self, event: rt.SessionCreated, now: float) -> list[Action]:
         if self.upstream is UpstreamState.OPENING:
             self.upstream = UpstreamState.CONFIGURING
-        return [SendRealtime(rt.SessionUpdate(self.profile.session()))]
+        return [self._session_update()]
 
     def _on_session_updated(self, event: rt.SessionUpdated, now: float) -> list[Action]:
         formats = (event.audio_format("input"), event.audio_format("output"))
@@ -319,7 +345,7 @@ class CallSession:
             if self._format_retry_used:
                 return [note, *self._give_up(now, "upstream refused μ-law audio")]
             self._format_retry_used = True
-            return [note, SendRealtime(rt.SessionUpdate(self.profile.session()))]
+            return [note, self._session_update()]
         if self.upstream is UpstreamState.READY:
             return []
         return self._on_ready(now)
@@ -331,6 +357,7 @@ class CallSession:
         if self._ever_ready:
             items = self.history.items(self.timing.history_items, self.timing.history_chars)
             actions.append(Note("upstream_restored", {"items": len(items)}))
+            self._pending_items.clear()  # already in the history just restored
             actions += [SendRealtime(rt.CreateItem(item)) for item in items]
             if self._resume_after_reconnect or self.history.last_is_caller():
                 actions.append(self._request_response(None))
@@ -338,17 +365,13 @@ class CallSession:
             self._ever_ready = True
             actions.append(Note("upstream_ready"))
             greeting = self.profile.greeting_response()
-            if greeting is not None:
+            if greeting is not None and not self._awaiting_answer:
                 actions.append(self._request_response(greeting))
         self._resume_after_reconnect = False
         if self.state is CallState.STREAMING:
             actions += [SendRealtime(rt.AppendAudio(p)) for p in self._input_backlog]
         self._input_backlog.clear()
-        return actions
-
-    def _request_response(self, response: dict[str, object] | None) -> SendRealtime:
-        self._response_requested = True
-        return SendRealtime(rt.CreateResponse(response))
+        return actions + self._flush_pending()
 
     def _on_error(self, event: rt.ServerError, now: float) -> list[Action]:
         detail = {"type": event.type, "code": event.code, "message": event.message}
@@ -368,6 +391,8 @@ class CallSession:
     def _on_speech_started(self, event: rt.SpeechStarted, now: float) -> list[Action]:
         """Barge-in: the caller talks over the agent."""
         self._speech_started_at[event.item_id] = now
+        self._caller_speaking = True
+        self._deadlines.caller_active(now)
         audible = self._playback.awaiting_echo() or bool(self._outbound)
         responding = self._active_response is not None
         if not (audible or responding or self._items):
@@ -401,6 +426,8 @@ class CallSession:
         self.history.reserve_caller_turn(event.item_id)
         self._speech_stopped_at = now
         self._awaiting_reply = True
+        self._caller_speaking = False
+        self._deadlines.caller_active(now)
         return []
 
     def _on_input_transcription(self, event: rt.InputTranscription, now: float) -> list[Action]:
@@ -427,6 +454,7 @@ class CallSession:
             return _sampled_note("malformed_realtime_event", self.stats.malformed_realtime, exc)
         self._playback.received(event.item_id, event.content_index, len(audio) / BYTES_PER_MS)
         self._outbound.push(event.item_id, event.content_index, audio)
+        self._response_audio.add(event.response_id)
         return self._pump(now)
 
     def _on_audio_done(self, event: rt.AudioDone, now: float) -> list[Action]:
@@ -435,7 +463,7 @@ class CallSession:
             return []
         item.audio_done = True
         self._outbound.finish(event.item_id)
-        return self._pump(now) + self._finish_played_items(now)
+        return self._pump(now) + self._finish_played_items(now) + self._maybe_close(now)
 
     def _on_transcript_delta(self, event: rt.TranscriptDelta, now: float) -> list[Action]:
         item = self._live_item(event.response_id, event.item_id)
@@ -450,10 +478,16 @@ class CallSession:
         return self._finish_played_items(now)
 
     def _on_function_call(self, event: rt.FunctionCallDone, now: float) -> list[Action]:
-        if event.call_id in self._tools_running or event.response_id in self._suppressed_responses:
+        if event.call_id in self._tool_names or event.response_id in self._suppressed_responses:
             return []
-        self._tools_running.add(event.call_id)
+        self._tool_names[event.call_id] = event.name
         self.history.tool_called(event.call_id, event.name, event.arguments)
+        builtin = _BUILTINS.get(event.name)
+        if builtin is not None and event.name in self._builtins_enabled():
+            return builtin(self, event, now)
+        self._tools_running.add(event.call_id)
+        if self.profile.filler_after_s > 0:
+            self._deadlines.fillers[event.call_id] = now + self.profile.filler_after_s
         return [RunTool(event.call_id, event.name, event.arguments)]
 
     def _on_response_done(self, event: rt.ResponseDone, now: float) -> list[Action]:
@@ -461,6 +495,7 @@ class CallSession:
             self._active_response = None
         self._suppressed_responses.discard(event.response_id)
         _add_usage(self.stats.usage, event.usage)
+        self.cost_usd += response_cost(self.profile.model, event.usage)
         for item_id, item in self._items.items():
             if item.response_id == event.response_id and not item.audio_done:
                 item.audio_done = True
@@ -469,8 +504,17 @@ class CallSession:
             "response_id": event.response_id, "status": event.status, "reason": event.reason,
             "usage": event.usage,
         })]
-        actions += self._flush_tool_outputs()
-        return actions + self._pump(now) + self._finish_played_items(now)
+        cap = self.profile.cost_cap_usd
+        if cap is not None and self.cost_usd >= cap and self._closing is None:
+            actions.append(Note("cost_cap_reached", {"cost_usd": round(self.cost_usd, 4)}))
+            actions += self._wrap_up(now, HangUp("cost cap reached"),
+                                     "You must end the call now. Apologise briefly and say "
+                                     "goodbye.")
+        if event.response_id not in self._response_audio and not self._items:
+            self._deadlines.agent_quiet_at = now
+        actions += self._flush_pending()
+        return (actions + self._pump(now) + self._finish_played_items(now)
+                + self._maybe_close(now))
 
     def _on_item_truncated(self, event: rt.ItemTruncated, now: float) -> list[Action]:
         return []
@@ -484,28 +528,6 @@ class CallSession:
             return None
         item = self._items[item_id] = _AgentItem(response_id)
         return item
-
-    # ------------------------------------------------------------------ tools
-
-    def tool_result(self, call_id: str, output: str, now: float) -> list[Action]:
-        """A tool finished. Results for an ended call or an unknown call are dropped here."""
-        if self.state is CallState.ENDED or call_id not in self._tools_running:
-            return [Note("tool_result_dropped", {"call_id": call_id})]
-        self._tools_running.discard(call_id)
-        self.history.tool_returned(call_id, output)
-        item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        self._tool_outputs.append(rt.CreateItem(item))
-        return self._flush_tool_outputs()
-
-    def _flush_tool_outputs(self) -> list[Action]:
-        if not self._tool_outputs or self._tools_running or self._active_response is not None:
-            return []
-        if self.upstream is not UpstreamState.READY:
-            return []  # they are in the history and go with the restore
-        actions: list[Action] = [SendRealtime(event) for event in self._tool_outputs]
-        self._tool_outputs.clear()
-        actions.append(self._request_response(None))
-        return actions
 
     # ------------------------------------------------------------------ playback
 
@@ -549,6 +571,8 @@ class CallSession:
             item_id for item_id, item in self._items.items()
             if item.audio_done and item_id not in pending and not self._outbound.holds(item_id)
         ]
+        if not pending and not self._outbound:
+            self._deadlines.agent_quiet_at = now
         return [self._finish_item(item_id, now, interrupted=False) for item_id in done]
 
     def _finish_item(self, item_id: str, now: float, *, interrupted: bool) -> TurnFinished:

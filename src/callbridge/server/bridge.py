@@ -36,7 +36,8 @@ from callbridge.core.actions import (
     TurnFinished,
 )
 from callbridge.core.pricing import response_cost
-from callbridge.core.session import CallSession, CallState, UpstreamState
+from callbridge.core.session import CallSession
+from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
 from callbridge.server.upstream import describe_close, open_realtime
 from callbridge.store.records import (

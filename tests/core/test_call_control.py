@@ -1,0 +1,336 @@
+"""Call control in the core: built-in tools, keypad, idle callers, time and cost limits,
+answering machines, agent hand-offs — all decided from messages and a passed-in clock."""
+
+from __future__ import annotations
+
+import json
+
+from callbridge.core import realtime_events as rt
+from callbridge.core.actions import (
+    Action,
+    CloseUpstream,
+    HangUp,
+    Note,
+    OpenUpstream,
+    RedirectCall,
+    RunTool,
+    SendRealtime,
+    StartRecording,
+)
+from callbridge.core.agent import AgentProfile
+from callbridge.core.session import CallSession
+from tests.core.drive import (
+    CALL_SID,
+    STREAM_SID,
+    Driver,
+    audio_delta,
+    event,
+    mark_frame,
+    marks,
+    realtime_out,
+    session_updated,
+    start_frame,
+)
+
+
+def call_tool(d: Driver, name: str, arguments: dict[str, object], response: str = "resp_t",
+              call_id: str = "call_1") -> list[Action]:
+    return d.realtime(event("response.function_call_arguments.done", response_id=response,
+                            item_id="fc_" + call_id, output_index=1, call_id=call_id,
+                            name=name, arguments=json.dumps(arguments)))
+
+
+def done(d: Driver, response: str = "resp_t", usage: dict[str, object] | None = None,
+         ) -> list[Action]:
+    return d.realtime(event("response.done", response={"id": response, "status": "completed",
+                                                       "usage": usage or {}}))
+
+
+def play_everything(d: Driver, names: list[str]) -> list[Action]:
+    out: list[Action] = []
+    for name in names:
+        out += d.twilio(mark_frame(name))
+    return out
+
+
+def creates(actions: list[Action]) -> list[rt.CreateResponse]:
+    return [e for e in realtime_out(actions) if isinstance(e, rt.CreateResponse)]
+
+
+def controls(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if isinstance(a, HangUp | RedirectCall)]
+
+
+def test_end_call_after_a_spoken_goodbye_hangs_up_once_it_has_played() -> None:
+    """"Goodbye!" then end_call in one response: no more speech; HangUp after the last mark."""
+    d = Driver(AgentProfile(builtin_tools=("end_call",)))
+    sent = marks(d.respond("bye", 1600, response="resp_t", text="Goodbye!"))
+    call_tool(d, "end_call", {"reason": "caller is done"})
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_t",
+                                   item_id="bye", output_index=0, content_index=0)))
+    after_done = done(d)
+    assert creates(after_done) == [], "the goodbye was already said"
+    assert controls(after_done) == []
+    sent += marks(d.advance(1.0))
+    assert controls(play_everything(d, sent[:-1])) == []
+    assert controls(play_everything(d, sent[-1:])) == [
+        HangUp("agent ended the call: caller is done")]
+    assert d.session.end_reason == "agent ended the call: caller is done"
+
+
+def test_end_call_without_a_goodbye_asks_for_one_first() -> None:
+    """A silent end_call: the output, one goodbye response, then HangUp after it played."""
+    d = Driver(AgentProfile(builtin_tools=("end_call",)))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "end_call", {})
+    after = done(d)
+    [goodbye] = creates(after)
+    assert goodbye.response is not None
+    assert "goodbye" in goodbye.response["instructions"].lower()
+    assert controls(after) == []
+    sent = marks(d.respond("bye", 800, response="resp_bye", text="Bye now"))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_bye",
+                                   item_id="bye", output_index=0, content_index=0)))
+    done(d, "resp_bye")
+    assert controls(play_everything(d, sent)) == [
+        HangUp("agent ended the call: the conversation was finished")]
+
+
+def test_transfer_to_an_unknown_target_returns_an_error_and_the_call_goes_on() -> None:
+    """The model gets a clear error listing the targets, and a chance to answer."""
+    d = Driver(AgentProfile(builtin_tools=("transfer_call",),
+                            transfer_targets={"sales": "+15551230000"}))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "transfer_call", {"target": "billing"})
+    after = done(d)
+    [output] = [e.item for e in realtime_out(after) if isinstance(e, rt.CreateItem)]
+    assert "choose one of: sales" in json.loads(output["output"])["error"]
+    assert creates(after) == [rt.CreateResponse(None)]
+    assert controls(after) == []
+
+
+def test_transfer_announces_then_redirects_with_dial_twiml() -> None:
+    """A valid transfer: the announcement plays, then the call's TwiML becomes the Dial."""
+    d = Driver(AgentProfile(builtin_tools=("transfer_call",),
+                            transfer_targets={"sales": "+15551230000"},
+                            transfer_announcement="Connecting you to sales.",
+                            transfer_fallback="Nobody is free."))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "transfer_call", {"target": "sales"})
+    [announce] = creates(done(d))
+    assert announce.response is not None
+    assert '"Connecting you to sales."' in announce.response["instructions"]
+    sent = marks(d.respond("line", 800, response="resp_a", text="Connecting you to sales."))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_a",
+                                   item_id="line", output_index=0, content_index=0)))
+    done(d, "resp_a")
+    [redirect] = controls(play_everything(d, sent))
+    assert redirect == RedirectCall(
+        '<Response><Dial answerOnBridge="true" timeout="25"><Number>+15551230000</Number>'
+        "</Dial><Say>Nobody is free.</Say><Hangup /></Response>", "transferred to sales")
+
+
+def test_keypad_digits_reach_the_model_at_the_terminator() -> None:
+    """1, 2, 3, # → one user item with "123" and a response."""
+    d = Driver()
+    for digit in "123#":
+        actions = d.twilio('{"event":"dtmf","streamSid":"' + STREAM_SID + '","sequenceNumber":'
+                           '"5","dtmf":{"track":"inbound_track","digit":"' + digit + '"}}')
+    items = [e.item for e in realtime_out(actions) if isinstance(e, rt.CreateItem)]
+    assert items == [{"type": "message", "role": "user", "content": [{
+        "type": "input_text",
+        "text": "(The caller pressed these keys on the phone keypad: 123)"}]}]
+    assert creates(actions) == [rt.CreateResponse(None)]
+
+
+def test_keypad_digits_are_also_sent_after_a_pause() -> None:
+    """Without a terminator, the digits go after `dtmf_pause_s` of quiet keys."""
+    d = Driver(AgentProfile(dtmf_pause_s=2.0))
+    d.twilio('{"event":"dtmf","streamSid":"' + STREAM_SID + '","sequenceNumber":"5",'
+             '"dtmf":{"track":"inbound_track","digit":"4"}}')
+    assert d.session.next_wakeup == d.now + 2.0
+    later = d.advance(2.1)
+    assert [e.item["content"][0]["text"] for e in realtime_out(later)
+            if isinstance(e, rt.CreateItem)] == [
+        "(The caller pressed these keys on the phone keypad: 4)"]
+
+
+def test_a_slow_tool_gets_a_holding_line_after_a_second() -> None:
+    """Past `filler_after_s` with the tool still running, the agent says its filler line."""
+    d = Driver(AgentProfile(tool_fillers={"lookup": "Let me check that for you."}))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    assert [type(a) for a in call_tool(d, "lookup", {"id": 1})] == [RunTool]
+    done(d)
+    assert creates(d.advance(0.9)) == []
+    [filler] = creates(d.advance(0.2))
+    assert filler.response is not None
+    assert '"Let me check that for you."' in filler.response["instructions"]
+
+
+def test_a_fast_tool_gets_no_filler() -> None:
+    """A result before the deadline cancels the holding line."""
+    d = Driver()
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "lookup", {})
+    done(d)
+    d.do(d.session.tool_result("call_1", "{}", d.now + 0.3))
+    d.realtime(event("response.created", response={"id": "resp_2"}))
+    assert creates(d.advance(2.0)) == []
+
+
+def test_an_idle_caller_is_prompted_then_said_goodbye_to() -> None:
+    """Silence: a prompt after idle_prompt_s, a goodbye and HangUp after idle_hangup_s."""
+    d = Driver(AgentProfile(idle_prompt_s=5.0, idle_hangup_s=12.0))
+    [prompt] = creates(d.advance(5.1))
+    assert prompt.response is not None
+    assert "still there" in prompt.response["instructions"]
+    d.realtime(event("response.created", response={"id": "r_p"}))
+    done(d, "r_p")
+    [goodbye] = creates(d.advance(7.0))
+    assert goodbye.response is not None
+    assert "goodbye" in goodbye.response["instructions"].lower()
+    d.realtime(event("response.created", response={"id": "r_g"}))
+    assert controls(done(d, "r_g")) == [HangUp("caller silent")]
+
+
+def test_caller_speech_resets_the_idle_timers() -> None:
+    """Talking keeps the call alive."""
+    d = Driver(AgentProfile(idle_prompt_s=5.0, idle_hangup_s=12.0))
+    d.advance(4.0)
+    d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=900, item_id="u"))
+    d.realtime(event("response.created", response={"id": "r"}))
+    done(d, "r")
+    assert creates(d.advance(4.0)) == []
+
+
+def test_a_long_call_is_warned_wrapped_up_and_ended() -> None:
+    """max_call_s: a system note, then a goodbye with HangUp, and a hard stop at the limit."""
+    d = Driver(AgentProfile(max_call_s=120.0, warn_before_s=60.0, wrap_up_before_s=20.0))
+    warned = d.advance(61.0)
+    [note] = [e.item for e in realtime_out(warned) if isinstance(e, rt.CreateItem)]
+    assert note["role"] == "system"
+    d.realtime(event("response.created", response={"id": "busy"}))  # the agent is talking
+    wrap = d.advance(40.0)
+    assert creates(wrap) == [], "the wrap-up waits for the current response"
+    assert controls(d.advance(20.0)) == [HangUp("maximum call length reached")]
+
+
+def test_the_cost_cap_ends_the_call_politely() -> None:
+    """Once the estimated cost reaches the cap: a goodbye, then HangUp."""
+    d = Driver(AgentProfile(cost_cap_usd=0.01))
+    usage = {"output_token_details": {"audio_tokens": 200}}  # 200 × $64/M = $0.0128
+    d.realtime(event("response.created", response={"id": "r1"}))
+    after = done(d, "r1", usage)
+    assert any(isinstance(a, Note) and a.kind == "cost_cap_reached" for a in after)
+    [goodbye] = creates(after)
+    d.realtime(event("response.created", response={"id": "r2"}))
+    assert controls(done(d, "r2")) == [HangUp("cost cap reached")]
+    assert goodbye.response is not None
+
+
+def outbound_session(profile: AgentProfile) -> tuple[CallSession, list[Action]]:
+    session = CallSession(CALL_SID, profile, awaiting_answer=True)
+    log = session.begin(0.0) + session.upstream_opened(0.0)
+    log += session.receive_realtime(event("session.created", session={}), 0.0)
+    log += session.receive_realtime(session_updated(), 0.0)
+    log += session.receive_twilio(start_frame(), 0.0)
+    return session, log
+
+
+def test_an_outbound_call_waits_for_the_answer_before_speaking() -> None:
+    """create_response is off and the greeting held until AMD answers."""
+    _, log = outbound_session(AgentProfile(greeting="Hi, it's the clinic."))
+    [update] = [e for e in realtime_out(log) if isinstance(e, rt.SessionUpdate)]
+    assert update.session["audio"]["input"]["turn_detection"]["create_response"] is False
+    assert creates(log) == []
+
+
+def test_a_person_answering_turns_the_agent_on_and_greets() -> None:
+    """AMD "human": session.update with create_response on, then the greeting."""
+    session, _ = outbound_session(AgentProfile(greeting="Hi, it's the clinic."))
+    actions = session.answered_by("human", 1.0)
+    [update] = [e for e in realtime_out(actions) if isinstance(e, rt.SessionUpdate)]
+    assert update.session["audio"]["input"]["turn_detection"]["create_response"] is True
+    [greeting] = creates(actions)
+    assert greeting.response is not None
+    assert '"Hi, it\'s the clinic."' in greeting.response["instructions"]
+
+
+def test_a_machine_gets_the_voicemail_message_then_a_hang_up() -> None:
+    """AMD after the beep: the message word for word, HangUp once it has played."""
+    session, _ = outbound_session(AgentProfile(voicemail_message="Please call us back."))
+    actions = session.answered_by("machine_end_beep", 1.0)
+    [message] = creates(actions)
+    assert message.response is not None
+    assert '"Please call us back."' in message.response["instructions"]
+    session.receive_realtime(event("response.created", response={"id": "vm"}), 1.0)
+    assert controls(session.receive_realtime(event(
+        "response.done", response={"id": "vm", "status": "completed"}), 4.0)) == [
+        HangUp("left a voicemail")]
+
+
+def test_a_machine_without_a_voicemail_message_is_hung_up_on_at_once() -> None:
+    """No message configured: no speech, HangUp."""
+    session, _ = outbound_session(AgentProfile())
+    assert controls(session.answered_by("machine_end_silence", 1.0)) == [
+        HangUp("answered by machine_end_silence")]
+
+
+def test_recording_starts_with_the_stream_when_the_profile_asks() -> None:
+    """record = true → StartRecording on `start`."""
+    d = Driver(AgentProfile(record=True))
+    assert StartRecording() in d.log
+
+
+def billing() -> AgentProfile:
+    return AgentProfile(name="billing", instructions="You handle billing.", voice="marin")
+
+
+def test_a_handoff_to_an_agent_with_the_same_voice_is_a_session_update() -> None:
+    """switch_agent: new instructions by session.update (formats restated), then it speaks."""
+    front = AgentProfile(name="front", handoffs=("billing",))
+    d = Driver(front, agents={"billing": billing()})
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "switch_agent", {"agent": "billing"})
+    after = done(d)
+    [update] = [e for e in realtime_out(after) if isinstance(e, rt.SessionUpdate)]
+    assert update.session["instructions"] == "You handle billing."
+    assert update.session["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert len(creates(after)) == 1
+    assert d.session.profile.name == "billing"
+
+
+def test_a_handoff_that_changes_voice_after_speech_opens_a_fresh_session() -> None:
+    """The voice is fixed once a session has spoken: recycle the upstream, restore history."""
+    front = AgentProfile(name="front", voice="cedar", handoffs=("billing",))
+    d = Driver(front, agents={"billing": billing()})
+    d.respond("hello", 800, response="resp_t")
+    call_tool(d, "switch_agent", {"agent": "billing"})
+    after = done(d)
+    assert CloseUpstream("switching to agent billing") in after
+    assert OpenUpstream(attempt=0, delay=0.0) in after
+    assert creates(after) == []
+    d.do(d.session.upstream_opened(d.now))
+    [update] = realtime_out(d.realtime(event("session.created", session={})))
+    assert isinstance(update, rt.SessionUpdate)
+    assert update.session["audio"]["output"]["voice"] == "marin"
+    restored = d.realtime(session_updated())
+    items = [e.item for e in realtime_out(restored) if isinstance(e, rt.CreateItem)]
+    assert [i["type"] for i in items][-2:] == ["function_call", "function_call_output"]
+    assert creates(restored) == [rt.CreateResponse(None)]
+    assert not any(isinstance(a, SendRealtime) and isinstance(a.event, rt.AppendAudio)
+                   for a in after)
+
+
+def test_a_late_audio_delta_never_follows_a_hang_up_decision() -> None:
+    """Once HangUp is decided nothing else is decided: the session stays closed."""
+    d = Driver(AgentProfile(builtin_tools=("end_call",)))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "end_call", {})
+    done(d)
+    d.realtime(event("response.created", response={"id": "rb"}))
+    first = controls(done(d, "rb"))
+    assert first == [HangUp("agent ended the call: the conversation was finished")]
+    d.realtime(audio_delta("late", 800, "rb2"))
+    assert controls(d.advance(30.0)) == []
