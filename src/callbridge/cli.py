@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args.wav, args.out)
         if args.command == "db":
             return _db(args.action)
+        if args.command in ("call", "numbers"):
+            from callbridge import cli_twilio
+
+            return cli_twilio.run(args)
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
         return 2
@@ -56,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--wav", type=Path, help="what the caller says (a WAV file)")
     simulate.add_argument("--out", type=Path, default=Path("simulated-call.wav"),
                           help="where to write what the caller heard")
+    from callbridge import cli_twilio
+
+    cli_twilio.add_commands(commands)
     db = commands.add_parser("db", help="manage the call record's database schema")
     db.add_argument("action", choices=["upgrade", "current"],
                     help="upgrade: apply pending migrations; current: show the schema revision")

@@ -11,7 +11,7 @@ import os
 import socket
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from sqlalchemy.exc import ArgumentError
 
+from callbridge.agents import AgentDirectory, load_directory
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import Timing
 from callbridge.core.twiml import DEFAULT_APOLOGY
@@ -28,7 +29,6 @@ from callbridge.store.database import DEFAULT_DATABASE_URL, async_url
 DEFAULT_OPENAI_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 _TIMING = Timing()
-TURN_DETECTIONS = ("server_vad", "semantic_vad", "none")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Settings:
     twilio_api_url: str = DEFAULT_TWILIO_API_URL
     openai_api_key: str = ""
     openai_url: str = DEFAULT_OPENAI_URL
-    agent: AgentProfile = field(default_factory=AgentProfile)
+    directory: AgentDirectory = field(default_factory=lambda: load_directory({}, {}))
     timing: Timing = field(default_factory=Timing)
     apology: str = DEFAULT_APOLOGY
     stream_token_ttl: float = 30.0
@@ -50,6 +50,14 @@ class Settings:
     journal_path: str = "callbridge-journal.jsonl"
     instance_id: str = "callbridge"
     api_token: str = ""
+    caller_id: str = ""  # the From number of outbound calls
+    fallback_url: str = ""  # where Twilio goes when this server does not answer
+    outbound_cps: float = 1.0
+
+    @property
+    def agent(self) -> AgentProfile:
+        """The default agent (the only one, unless the agent file names several)."""
+        return self.directory.default_profile
 
     @property
     def stream_url(self) -> str:
@@ -60,8 +68,11 @@ class Settings:
 
     @property
     def realtime_url(self) -> str:
-        """The Realtime WebSocket URL with the model as its one query parameter."""
-        return f"{self.openai_url}?model={self.agent.model}"
+        """The default agent's Realtime WebSocket URL (`?model=` is its one query parameter)."""
+        return self.realtime_url_for(self.agent)
+
+    def realtime_url_for(self, agent: AgentProfile) -> str:
+        return f"{self.openai_url}?model={agent.model}"
 
     @property
     def uses_openai(self) -> bool:
@@ -74,7 +85,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
     must be present."""
     env = os.environ if env is None else env
     file_values = _read_agent_file(env.get("CALLBRIDGE_AGENT_FILE", ""))
-    agent = _agent_profile(env, file_values)
+    directory = load_directory(file_values, env)
     settings = Settings(
         public_url=_url(env, "CALLBRIDGE_PUBLIC_URL", Settings.public_url, ("http", "https")),
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
@@ -83,7 +94,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
                             ("http", "https")),
         openai_api_key=env.get("OPENAI_API_KEY", ""),
         openai_url=_url(env, "CALLBRIDGE_OPENAI_URL", DEFAULT_OPENAI_URL, ("ws", "wss")),
-        agent=agent,
+        directory=directory,
         timing=Timing(
             chunk_ms=_int(env, "CALLBRIDGE_CHUNK_MS", _TIMING.chunk_ms, 20, 200, step=20),
             lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
@@ -93,8 +104,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         journal_path=env.get("CALLBRIDGE_JOURNAL") or "callbridge-journal.jsonl",
         instance_id=env.get("CALLBRIDGE_INSTANCE_ID") or socket.gethostname() or "callbridge",
         api_token=env.get("CALLBRIDGE_API_TOKEN", ""),
-        apology=(env.get("CALLBRIDGE_APOLOGY") or _agent_table(file_values).get("apology")
-                 or DEFAULT_APOLOGY),
+        caller_id=env.get("CALLBRIDGE_CALLER_ID", ""),
+        fallback_url=env.get("CALLBRIDGE_FALLBACK_URL", ""),
+        outbound_cps=float(_int(env, "CALLBRIDGE_OUTBOUND_CPS", 1, 1, 100)),
+        apology=(env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology")
+                 or _table(file_values.get("agent")).get("apology") or DEFAULT_APOLOGY),
     )
     if serving:
         _require_serving(env, settings)
@@ -132,37 +146,8 @@ def _require_serving(env: Mapping[str, str], settings: Settings) -> None:
         )
 
 
-def _agent_table(file_values: Mapping[str, Any]) -> Mapping[str, Any]:
-    table = file_values.get("agent", file_values)
-    if not isinstance(table, Mapping):
-        raise ConfigError("agent file: [agent] must be a table of settings")
-    return table
-
-
-def _agent_profile(env: Mapping[str, str], file_values: Mapping[str, Any]) -> AgentProfile:
-    agent_table = _agent_table(file_values)
-    known = {f.name for f in fields(AgentProfile)}
-    unknown = sorted(set(agent_table) - known - {"apology", "agent"})
-    if unknown:
-        raise ConfigError(f"agent file: unknown setting(s) {', '.join(unknown)}")
-    values: dict[str, Any] = {k: v for k, v in agent_table.items() if k in known}
-    for key, variable in (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
-                          ("instructions", "CALLBRIDGE_INSTRUCTIONS"),
-                          ("greeting", "CALLBRIDGE_GREETING"),
-                          ("turn_detection", "CALLBRIDGE_TURN_DETECTION")):
-        if env.get(variable):
-            values[key] = env[variable]
-    if "tools" in values:
-        values["tools"] = tuple(values["tools"])
-    if values.get("turn_detection", "server_vad") not in TURN_DETECTIONS:
-        raise ConfigError(
-            f"turn_detection must be one of {', '.join(TURN_DETECTIONS)}, "
-            f"not {values['turn_detection']!r}"
-        )
-    try:
-        return replace(AgentProfile(), **values)
-    except TypeError as exc:
-        raise ConfigError(f"agent settings are invalid: {exc}") from exc
+def _table(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _read_agent_file(path: str) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from callbridge.errors import ConfigError
+from callbridge.server.outbound import place_call as place_call_via_rest
+from callbridge.server.twilio_rest import TwilioRestError
 from callbridge.store.repository import CallFilter
 
 if TYPE_CHECKING:
@@ -28,7 +31,8 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _refusal(server: CallbridgeServer, request: Request) -> Response | None:
+def _refusal(server: CallbridgeServer, request: Request,
+             needs_store: bool = True) -> Response | None:
     expected = server.settings.api_token
     if not expected:
         return _error(403, "the API is disabled: set CALLBRIDGE_API_TOKEN")
@@ -37,7 +41,7 @@ def _refusal(server: CallbridgeServer, request: Request) -> Response | None:
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), expected.encode()):
         return JSONResponse({"error": "a valid bearer token is required"}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
-    if server.store is None:
+    if needs_store and server.store is None:
         return _error(503, "the call record is off (DATABASE_URL=none)")
     return None
 
@@ -59,6 +63,34 @@ def list_calls(server: CallbridgeServer) -> Handler:
             return _error(503, "the database is unavailable")
         after = calls[-1]["id"] if len(calls) == query.limit else None
         return JSONResponse({"calls": calls, "next_before": after})
+    return handle
+
+
+def place_call(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """Place an outbound call: JSON {"to", "agent"?, "from"?, "detect_machine"?}."""
+        refusal = _refusal(server, request, needs_store=False)
+        if refusal is not None:
+            return refusal
+        rest = server.calls.rest
+        if rest is None:
+            return _error(503, "outbound calls need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body must be JSON")
+        to = body.get("to") if isinstance(body, dict) else None
+        if not isinstance(to, str) or not to:
+            return _error(400, "`to` (the number to call, E.164) is required")
+        try:
+            call = await place_call_via_rest(rest, server.settings, to, agent=body.get("agent"),
+                                             from_number=body.get("from"),
+                                             detect_machine=bool(body.get("detect_machine", True)))
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        except TwilioRestError as exc:
+            return _error(502, f"Twilio refused the call: {exc}")
+        return JSONResponse({"call_sid": call.sid, "status": call.status}, status_code=202)
     return handle
 
 

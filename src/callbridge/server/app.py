@@ -22,6 +22,7 @@ from callbridge.core.signature import SignatureChecker
 from callbridge.core.tokens import StreamTokens
 from callbridge.server import api, twilio_routes
 from callbridge.server.registry import CallRegistry
+from callbridge.server.twilio_rest import TwilioRest
 from callbridge.store.journal import Journal
 from callbridge.store.repository import CallStore
 from callbridge.store.sink import NULL_SINK
@@ -51,12 +52,18 @@ class CallbridgeServer:
         return asyncio.get_running_loop().time()
 
     async def start(self) -> None:
+        settings = self.settings
+        if settings.twilio_account_sid and settings.twilio_auth_token:
+            self.calls.rest = TwilioRest(settings.twilio_api_url, settings.twilio_account_sid,
+                                         settings.twilio_auth_token, cps=settings.outbound_cps)
         if self.writer is not None:
             self.recovered_calls = await self.writer.start()
 
     async def stop(self) -> None:
         self.accepting = False
         await self.calls.close_all()
+        if self.calls.rest is not None:
+            await self.calls.rest.aclose()
         if self.writer is not None:
             await self.writer.close()
         if self.store is not None:
@@ -85,8 +92,12 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/voice", twilio_routes.voice(server), methods=["POST"]),
             Route("/twilio/status", twilio_routes.status(server), methods=["POST"]),
+            Route("/twilio/outbound", twilio_routes.outbound_answer(server), methods=["POST"]),
+            Route("/twilio/amd", twilio_routes.amd(server), methods=["POST"]),
+            Route("/twilio/recording", twilio_routes.recording(server), methods=["POST"]),
             WebSocketRoute("/twilio/stream", twilio_routes.media_stream(server)),
             Route("/api/calls", api.list_calls(server), methods=["GET"]),
+            Route("/api/calls", api.place_call(server), methods=["POST"]),
             Route("/api/calls/{call_sid}", api.get_call(server), methods=["GET"]),
             Route("/healthz", server.healthz, methods=["GET"]),
             Route("/readyz", server.readyz, methods=["GET"]),

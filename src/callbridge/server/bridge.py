@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import Counter
@@ -28,27 +27,34 @@ from callbridge.core.actions import (
     Action,
     CloseUpstream,
     EndStream,
+    HangUp,
     Note,
     OpenUpstream,
+    RedirectCall,
     RunTool,
     SendRealtime,
     SendTwilio,
+    StartRecording,
     TurnFinished,
 )
+from callbridge.core.agent import AgentProfile
 from callbridge.core.pricing import response_cost
 from callbridge.core.session import CallSession
 from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
+from callbridge.server.twilio_rest import TwilioRest, TwilioRestError
 from callbridge.server.upstream import describe_close, open_realtime
 from callbridge.store.records import (
     CallAnswered,
     CallEnded,
     CallOpened,
     EventRecorded,
+    ToolRecorded,
     TurnRecorded,
     UsageRecorded,
 )
 from callbridge.store.sink import NULL_SINK, RecordSink
+from callbridge.tools import ToolContext
 
 log = logging.getLogger("callbridge.bridge")
 
@@ -81,12 +87,20 @@ class Bridge:
 
     def __init__(self, call_sid: str, settings: Settings,
                  on_finished: Callable[[Bridge], None] | None = None, *,
-                 sink: RecordSink = NULL_SINK, info: CallInfo | None = None) -> None:
+                 sink: RecordSink = NULL_SINK, info: CallInfo | None = None,
+                 profile: AgentProfile | None = None, rest: TwilioRest | None = None,
+                 awaiting_answer: bool = False) -> None:
         self.call_sid = call_sid
         self.settings = settings
         self.info = info or CallInfo()
         self.cost_usd = 0.0
-        self.session = CallSession(call_sid, settings.agent, settings.timing)
+        directory = settings.directory
+        agent = profile or directory.for_number(self.info.to_number)
+        self.session = CallSession(call_sid, agent, settings.timing,
+                                   agents=directory.handoff_targets(agent),
+                                   awaiting_answer=awaiting_answer)
+        self._tools = directory.tools
+        self._rest = rest
         self.transcript: list[TurnFinished] = []
         self.notes: Counter[str] = Counter()
         self.latencies_ms: list[int] = []
@@ -107,7 +121,6 @@ class Bridge:
         self._t0_wall = time.time()
         self._answered_at: float | None = None
         self._event_seq = 0
-        agent = settings.agent
         sink.submit(CallOpened(call_sid, self.info.direction, self.info.from_number,
                                self.info.to_number, agent.name, agent.model, agent.voice,
                                settings.instance_id, self._t0_wall))
@@ -144,6 +157,10 @@ class Bridge:
             self._log.info("media stream never connected; closing the call (%s)", reason)
             self.run(self.session.twilio_closed(self.now()))
             self._spawn(self.shutdown())
+
+    def answered_by(self, kind: str) -> None:
+        """Answering-machine detection's verdict on this (outbound) call."""
+        self.run(self.session.answered_by(kind, self.now()))
 
     def end(self, reason: str) -> None:
         """The call is over elsewhere (e.g. Twilio's `completed` status): end it here too."""
@@ -203,6 +220,8 @@ class Bridge:
             self._twilio_queue.put_nowait(None)
         elif isinstance(action, RunTool):
             self._spawn(self._run_tool(action))
+        elif isinstance(action, HangUp | RedirectCall | StartRecording):
+            self._spawn(self._call_control(action))
         elif isinstance(action, TurnFinished):
             self.transcript.append(action)
             self._sink.submit(TurnRecorded(
@@ -316,7 +335,7 @@ class Bridge:
             return
         started = self.now()
         try:
-            ws = await open_realtime(self.settings)
+            ws = await open_realtime(self.settings, self.session.profile)
         except UpstreamError as exc:
             self._log.warning("realtime connect attempt %d failed: %s", action.attempt, exc)
             self.run(self.session.upstream_failed(self.now(), str(exc)))
@@ -337,9 +356,9 @@ class Bridge:
             reason = describe_close(exc)
         finally:
             writer.cancel()
-            if self._upstream is ws:
-                self._upstream = self._upstream_queue = None
-        self.run(self.session.upstream_lost(self.now(), reason))
+        if self._upstream is ws:  # lost, not closed by us (call end, agent switch)
+            self._upstream = self._upstream_queue = None
+            self.run(self.session.upstream_lost(self.now(), reason))
 
     def _upstream_unwanted(self) -> bool:
         """The call ended or gave up while a connect attempt was in flight."""
@@ -363,6 +382,38 @@ class Bridge:
     # ------------------------------------------------------------------ tools
 
     async def _run_tool(self, action: RunTool) -> None:
-        # The tool registry arrives with call control; until then every call gets a clear error.
-        output = json.dumps({"error": f"unknown tool {action.name!r}"})
-        self.run(self.session.tool_result(action.call_id, output, self.now()))
+        context = ToolContext(self.call_sid, self.info.from_number, self.info.to_number,
+                              self.session.profile.name)
+        outcome = await self._tools.run(action.name, action.arguments, context)
+        self._sink.submit(ToolRecorded(
+            self.call_sid, action.call_id, action.name, action.arguments,
+            outcome.output if outcome.ok else None, outcome.error, outcome.duration_ms,
+            time.time()))
+        self.run(self.session.tool_result(action.call_id, outcome.output, self.now()))
+
+    # ------------------------------------------------------------------ call control (REST)
+
+    async def _call_control(self, action: HangUp | RedirectCall | StartRecording) -> None:
+        if self._rest is None:
+            self._log.error("%s needs Twilio's REST API: set TWILIO_ACCOUNT_SID; ending the "
+                            "media stream instead", type(action).__name__)
+            if not isinstance(action, StartRecording):
+                self._twilio_queue.put_nowait(None)
+            return
+        try:
+            if isinstance(action, HangUp):
+                self._log.info("hanging up: %s", action.reason)
+                await self._rest.hang_up(self.call_sid)
+            elif isinstance(action, RedirectCall):
+                self._log.info("redirecting the call: %s", action.reason)
+                await self._rest.update_call(self.call_sid, twiml=action.twiml)
+            else:
+                sid = await self._rest.start_recording(
+                    self.call_sid, status_callback=f"{self.settings.public_url}/twilio/recording")
+                self._record_event("recording_started", {"recording_sid": sid})
+        except TwilioRestError as exc:
+            self._log.error("Twilio REST %s failed: %s", type(action).__name__, exc)
+            self._record_event("call_control_failed", {"action": type(action).__name__,
+                                                       "status": exc.status, "code": exc.code})
+            if isinstance(action, HangUp):
+                self._twilio_queue.put_nowait(None)

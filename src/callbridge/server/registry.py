@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 
 from callbridge.config import Settings
+from callbridge.core.agent import AgentProfile
 from callbridge.server.bridge import Bridge, CallInfo
+from callbridge.server.twilio_rest import TwilioRest
 from callbridge.store.sink import NULL_SINK, RecordSink
 
 
@@ -17,17 +19,20 @@ class CallRegistry:
     def __init__(self, settings: Settings, sink: RecordSink = NULL_SINK) -> None:
         self._settings = settings
         self.sink = sink
+        self.rest: TwilioRest | None = None  # set once the event loop runs
         self._bridges: dict[str, Bridge] = {}
         self.finished_calls: list[Bridge] = []
         self.keep_finished = 0  # how many finished bridges to keep for inspection (tests, simulate)
 
-    def open(self, call_sid: str, info: CallInfo | None = None) -> Bridge:
+    def open(self, call_sid: str, info: CallInfo | None = None, *,
+             profile: AgentProfile | None = None, awaiting_answer: bool = False) -> Bridge:
         """The call's bridge, created (and its upstream opening started) on first sight."""
         bridge = self._bridges.get(call_sid)
         if bridge is not None:
             return bridge
         bridge = Bridge(call_sid, self._settings, on_finished=self._forget, sink=self.sink,
-                        info=info)
+                        info=info, profile=profile, rest=self.rest,
+                        awaiting_answer=awaiting_answer)
         self._bridges[call_sid] = bridge
         bridge.begin()
         loop = asyncio.get_running_loop()

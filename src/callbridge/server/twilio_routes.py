@@ -20,11 +20,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from callbridge.core import twilio_messages as tw
-from callbridge.core.twiml import connect_stream
-from callbridge.errors import TwilioProtocolError
+from callbridge.core.twiml import connect_stream, say_and_hang_up
+from callbridge.errors import ConfigError, TwilioProtocolError
 from callbridge.redact import mask_number
 from callbridge.server.bridge import CallInfo
-from callbridge.store.records import StatusChanged
+from callbridge.store.records import RecordingStored, StatusChanged
 from callbridge.store.repository import TERMINAL
 
 if TYPE_CHECKING:
@@ -58,17 +58,73 @@ def voice(server: CallbridgeServer) -> Handler:
         if not call_sid:
             return PlainTextResponse("CallSid is missing\n", status_code=400)
         caller, called = params.get("From", ""), params.get("To", "")
-        token = secrets.token_urlsafe(24)
-        server.tokens.issue(token, call_sid, caller, called, server.now())
-        info = CallInfo(params.get("Direction", "inbound"), caller, called)
         if server.calls.get(call_sid) is None:
             log.info("[%s] incoming call from %s to %s", call_sid, mask_number(caller),
                      mask_number(called))
-        server.calls.open(call_sid, info)
-        twiml = connect_stream(server.settings.stream_url,
-                               {"token": token, "from": caller, "to": called},
-                               apology=server.settings.apology)
-        return Response(twiml, media_type="text/xml")
+        info = CallInfo(params.get("Direction", "inbound"), caller, called)
+        profile = server.settings.directory.for_number(called)
+        server.calls.open(call_sid, info, profile=profile)
+        return _connect(server, call_sid, caller, called)
+    return handle
+
+
+def _connect(server: CallbridgeServer, call_sid: str, caller: str, called: str) -> Response:
+    """`<Connect><Stream>` TwiML with a fresh one-time token for this call."""
+    token = secrets.token_urlsafe(24)
+    server.tokens.issue(token, call_sid, caller, called, server.now())
+    twiml = connect_stream(server.settings.stream_url,
+                           {"token": token, "from": caller, "to": called},
+                           apology=server.settings.apology)
+    return Response(twiml, media_type="text/xml")
+
+
+def outbound_answer(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """The callee of an outbound call answered: connect the stream with the call's agent."""
+        params = await _signed_form(server, request)
+        if params is None:
+            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
+        call_sid = params.get("CallSid", "")
+        if not call_sid:
+            return PlainTextResponse("CallSid is missing\n", status_code=400)
+        try:
+            profile = server.settings.directory.named(request.query_params.get("agent"))
+        except ConfigError as exc:
+            log.error("[%s] outbound call for an unknown agent: %s", call_sid, exc)
+            return Response(say_and_hang_up(server.settings.apology), media_type="text/xml")
+        ours, theirs = params.get("From", ""), params.get("To", "")
+        info = CallInfo(params.get("Direction", "outbound-api"), ours, theirs)
+        server.calls.open(call_sid, info, profile=profile,
+                          awaiting_answer=request.query_params.get("amd") == "1")
+        return _connect(server, call_sid, ours, theirs)
+    return handle
+
+
+def amd(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """Async answering-machine detection: a person or a machine answered."""
+        params = await _signed_form(server, request)
+        if params is None:
+            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
+        bridge = server.calls.get(params.get("CallSid", ""))
+        if bridge is not None:
+            bridge.answered_by(params.get("AnsweredBy", "unknown"))
+        return Response(status_code=204)
+    return handle
+
+
+def recording(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """A recording finished (or failed): keep its reference with the call."""
+        params = await _signed_form(server, request)
+        if params is None:
+            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
+        duration = params.get("RecordingDuration", "")
+        server.calls.sink.submit(RecordingStored(
+            params.get("CallSid", ""), params.get("RecordingSid", ""),
+            params.get("RecordingUrl", ""), params.get("RecordingStatus", ""),
+            float(duration) if duration.isdigit() else None))
+        return Response(status_code=204)
     return handle
 
 
@@ -121,7 +177,8 @@ def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[No
             await _close_quietly(ws)
             return
         info = CallInfo("inbound", grant.from_number, grant.to_number)
-        bridge = server.calls.open(start.call_sid, info)
+        bridge = server.calls.open(start.call_sid, info,
+                                   profile=server.settings.directory.for_number(grant.to_number))
         if bridge.attached:
             log.warning("[%s] media socket refused: the call already has a media stream",
                         start.call_sid)

@@ -10,17 +10,19 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from callbridge.config import Settings
+from callbridge.core.agent import AgentProfile
 from callbridge.errors import UpstreamError
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
-async def open_realtime(settings: Settings) -> ClientConnection:
-    """Open a Realtime session socket. Raises `UpstreamError` with a one-line reason."""
+async def open_realtime(settings: Settings, agent: AgentProfile) -> ClientConnection:
+    """Open a Realtime session socket for `agent`'s model. Raises `UpstreamError` with a
+    one-line reason."""
     token = settings.openai_api_key or "no-key"
     try:
         return await connect(
-            settings.realtime_url,
+            settings.realtime_url_for(agent),
             additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=settings.upstream_open_timeout,
             close_timeout=1.0,

@@ -95,15 +95,26 @@ class StatusChanged:
     to_number: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingStored:
+    """Twilio finished (or failed) a recording of the call."""
+
+    call_sid: str
+    recording_sid: str
+    url: str
+    status: str
+    duration_s: float | None = None
+
+
 Record = (
     CallOpened | CallAnswered | TurnRecorded | ToolRecorded | EventRecorded | UsageRecorded
-    | CallEnded | StatusChanged
+    | CallEnded | StatusChanged | RecordingStored
 )
 
 RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (CallOpened, CallAnswered, TurnRecorded, ToolRecorded, EventRecorded,
-                UsageRecorded, CallEnded, StatusChanged)
+                UsageRecorded, CallEnded, StatusChanged, RecordingStored)
 }
 
 

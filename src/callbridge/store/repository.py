@@ -25,6 +25,7 @@ from callbridge.store.records import (
     CallOpened,
     EventRecorded,
     Record,
+    RecordingStored,
     StatusChanged,
     ToolRecorded,
     TurnRecorded,
@@ -124,6 +125,10 @@ class CallStore:
             ).values(status="in-progress", status_rank=IN_PROGRESS_RANK))
         elif isinstance(record, CallEnded):
             await self._end_call(connection, record)
+        elif isinstance(record, RecordingStored) and record.status == "completed":
+            await connection.execute(update(calls).where(calls.c.call_sid == record.call_sid)
+                                     .values(recording_sid=record.recording_sid,
+                                             recording_url=record.url))
 
     async def _open_call(self, connection: AsyncConnection, record: CallOpened) -> None:
         insert = pg_insert(schema.calls) if self._postgres else sqlite_insert(schema.calls)

@@ -1,0 +1,160 @@
+"""The agents of a deployment: profiles by name, which phone number reaches which, and their tools.
+
+Owns reading the agent file's agent part. Two shapes are accepted:
+
+- one agent: its settings at the top level or under `[agent]`;
+- several: `[agents.NAME]` tables, `[numbers]` mapping E.164 numbers to agent names, and
+  `default_agent` for every other number.
+
+`tools_module` names the user's module of `@tool` functions; an agent's `tools` list picks from
+them and from the built-ins (`end_call`, `transfer_call`). Environment variables
+(`CALLBRIDGE_VOICE`, …) override the default agent only. Every mistake is a one-line
+`ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from callbridge.core.agent import BUILTIN_TOOLS, AgentProfile
+from callbridge.errors import ConfigError
+from callbridge.tools import ToolRegistry, load_tools_module
+
+TURN_DETECTIONS = ("server_vad", "semantic_vad", "none")
+ENV_OVERRIDES = (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
+                 ("instructions", "CALLBRIDGE_INSTRUCTIONS"),
+                 ("greeting", "CALLBRIDGE_GREETING"),
+                 ("turn_detection", "CALLBRIDGE_TURN_DETECTION"))
+FILE_KEYS = frozenset({"agent", "agents", "numbers", "default_agent", "tools_module", "apology"})
+_DERIVED = frozenset({"name", "tools", "builtin_tools", "tool_fillers"})
+_SETTABLE = frozenset(f.name for f in fields(AgentProfile)) - _DERIVED
+_TUPLES = frozenset({"handoffs"})
+_FLOATS = frozenset({"max_call_s", "warn_before_s", "wrap_up_before_s", "idle_prompt_s",
+                     "idle_hangup_s", "cost_cap_usd", "filler_after_s", "dtmf_pause_s",
+                     "vad_threshold"})
+
+
+@dataclass(frozen=True)
+class AgentDirectory:
+    """Agents by name, the number → agent map, and the tool registry they draw on."""
+
+    agents: dict[str, AgentProfile]
+    numbers: dict[str, str]
+    default: str
+    tools: ToolRegistry
+
+    @property
+    def default_profile(self) -> AgentProfile:
+        return self.agents[self.default]
+
+    def for_number(self, number: str) -> AgentProfile:
+        """The agent answering calls to `number` (the default agent for unlisted numbers)."""
+        return self.agents[self.numbers.get(number, self.default)]
+
+    def named(self, name: str | None) -> AgentProfile:
+        """The agent called `name` (None: the default). Raises ConfigError if there is none."""
+        if name is None:
+            return self.default_profile
+        try:
+            return self.agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self.agents))
+            raise ConfigError(f"there is no agent {name!r}; the agents are: {known}") from None
+
+    def handoff_targets(self, profile: AgentProfile) -> dict[str, AgentProfile]:
+        return {name: self.agents[name] for name in profile.handoffs}
+
+
+def load_directory(file_values: Mapping[str, Any], env: Mapping[str, str]) -> AgentDirectory:
+    """The directory described by a parsed agent file (may be empty) and the environment."""
+    registry = _registry(file_values.get("tools_module"))
+    if "agents" in file_values:
+        tables = file_values["agents"]
+        if not isinstance(tables, Mapping) or not tables:
+            raise ConfigError("agent file: [agents] must hold at least one [agents.NAME] table")
+        default = str(file_values.get("default_agent") or next(iter(tables)))
+    else:
+        single = file_values.get("agent", {k: v for k, v in file_values.items()
+                                           if k not in FILE_KEYS})
+        tables, default = {"default": single}, "default"
+    agents: dict[str, AgentProfile] = {}
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"agent file: agent {name!r} must be a table of settings")
+        overrides = env if name == default else {}
+        agents[str(name)] = _profile(str(name), table, overrides, registry)
+    if default not in agents:
+        raise ConfigError(f"agent file: default_agent {default!r} is not one of the agents")
+    numbers = _numbers(file_values.get("numbers", {}), agents)
+    for profile in agents.values():
+        for target in profile.handoffs:
+            if target not in agents:
+                raise ConfigError(f"agent {profile.name!r}: handoffs names an unknown agent "
+                                  f"{target!r}")
+    return AgentDirectory(agents, numbers, default, registry)
+
+
+def _registry(module: object) -> ToolRegistry:
+    if module is None or module == "":
+        return ToolRegistry()
+    if not isinstance(module, str):
+        raise ConfigError("agent file: tools_module must be a module name like 'mytools'")
+    return ToolRegistry(load_tools_module(module))
+
+
+def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
+             registry: ToolRegistry) -> AgentProfile:
+    unknown = sorted(set(table) - _SETTABLE - {"tools", "apology"})
+    if unknown:
+        raise ConfigError(f"agent {name!r}: unknown setting(s) {', '.join(unknown)}")
+    values: dict[str, Any] = {k: v for k, v in table.items() if k in _SETTABLE}
+    for key, variable in ENV_OVERRIDES:
+        if env.get(variable):
+            values[key] = env[variable]
+    for key in _TUPLES & values.keys():
+        values[key] = tuple(values[key])
+    for key in _FLOATS & values.keys():
+        if values[key] is not None and not isinstance(values[key], int | float):
+            raise ConfigError(f"agent {name!r}: {key} must be a number, not {values[key]!r}")
+    if values.get("turn_detection", "server_vad") not in TURN_DETECTIONS:
+        raise ConfigError(f"agent {name!r}: turn_detection must be one of "
+                          f"{', '.join(TURN_DETECTIONS)}, not {values['turn_detection']!r}")
+    for key in ("transfer_targets",):
+        if key in values and not isinstance(values[key], Mapping):
+            raise ConfigError(f"agent {name!r}: {key} must be a table of name = number")
+    values.update(_tools(name, table.get("tools", []), registry))
+    try:
+        return replace(AgentProfile(name=name), **values)
+    except TypeError as exc:
+        raise ConfigError(f"agent {name!r}: invalid settings: {exc}") from exc
+
+
+def _tools(agent: str, names: object, registry: ToolRegistry) -> dict[str, Any]:
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"agent {agent!r}: tools must be a list of tool names")
+    builtin = tuple(n for n in names if n in BUILTIN_TOOLS)
+    custom = [n for n in names if n not in BUILTIN_TOOLS]
+    missing = [n for n in custom if registry.get(n) is None]
+    if missing:
+        available = ", ".join([*registry.names, *BUILTIN_TOOLS])
+        raise ConfigError(f"agent {agent!r}: unknown tool(s) {', '.join(missing)}; "
+                          f"available: {available}")
+    fillers = {}
+    for tool_name in custom:
+        found = registry.get(tool_name)
+        if found is not None and found.filler:
+            fillers[tool_name] = found.filler
+    return {"builtin_tools": builtin, "tools": tuple(registry.definitions(custom)),
+            "tool_fillers": fillers}
+
+
+def _numbers(table: object, agents: Mapping[str, AgentProfile]) -> dict[str, str]:
+    if not isinstance(table, Mapping):
+        raise ConfigError("agent file: [numbers] must map phone numbers to agent names")
+    numbers = {str(number): str(agent) for number, agent in table.items()}
+    for number, agent in numbers.items():
+        if agent not in agents:
+            raise ConfigError(f"agent file: number {number} names an unknown agent {agent!r}")
+    return numbers
