@@ -12,9 +12,13 @@ from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.runner import RunningServer, running
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
+from callbridge.testing.fake_twilio_rest import FakeTwilioRest
 
 PUBLIC_URL = "https://voice.example.test"
 AUTH_TOKEN = "test-auth-token"
+
+
+ACCOUNT_SID = "AC" + "5" * 32
 
 
 @dataclass
@@ -22,8 +26,11 @@ class Harness:
     fake: FakeRealtimeServer
     server: RunningServer
     state: CallbridgeServer
+    rest: FakeTwilioRest | None = None
 
     def caller(self, **options: Any) -> FakeTwilioCaller:
+        if self.rest is not None:  # a call Twilio's API knows, so a REST hang-up ends it
+            return self.rest.inbound_caller(**options)
         return FakeTwilioCaller(self.server.url, PUBLIC_URL, AUTH_TOKEN, **options)
 
     def bridge_of(self, caller: FakeTwilioCaller) -> Any:
@@ -40,22 +47,35 @@ async def harness(
     *,
     env: dict[str, str] | None = None,
     database_url: str = "none",
+    twilio_rest: bool = False,
     **fake_options: Any,
 ) -> AsyncIterator[Harness]:
-    async with FakeRealtimeServer(replies or [Reply()], **fake_options) as fake:
+    async with contextlib.AsyncExitStack() as stack:
+        fake = await stack.enter_async_context(
+            FakeRealtimeServer(replies or [Reply()], **fake_options))
+        rest = None
+        rest_env: dict[str, str] = {}
+        if twilio_rest:
+            rest = await stack.enter_async_context(
+                FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, public_url=PUBLIC_URL))
+            rest_env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "CALLBRIDGE_TWILIO_API_URL": rest.url,
+                        "CALLBRIDGE_CALLER_ID": "+15550009999"}
         settings = load_settings({
             "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "CALLBRIDGE_OPENAI_URL": fake.url,
             "OPENAI_API_KEY": "sk-test",
             "DATABASE_URL": database_url,
+            **rest_env,
             **(env or {}),
         })
         app = create_app(settings)
         state: CallbridgeServer = app.state.callbridge
         state.calls.keep_finished = 100
-        async with running(app) as server:
-            yield Harness(fake, server, state)
+        server = await stack.enter_async_context(running(app))
+        if rest is not None:
+            rest.server_url = server.url
+        yield Harness(fake, server, state, rest)
 
 
 async def connected_call(h: Harness, **options: Any) -> FakeTwilioCaller:
