@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "httpx"):  # a line per migration or per HTTP request is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return _serve(args.host, args.port, args.log_level)

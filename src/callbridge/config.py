@@ -51,6 +51,7 @@ class Settings:
     instance_id: str = "callbridge"
     api_token: str = ""
     caller_id: str = ""  # the From number of outbound calls
+    token_secret: str = ""  # keys stream tokens; default: derived from TWILIO_AUTH_TOKEN
     fallback_url: str = ""  # where Twilio goes when this server does not answer
     outbound_cps: float = 1.0
 
@@ -105,6 +106,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         instance_id=env.get("CALLBRIDGE_INSTANCE_ID") or socket.gethostname() or "callbridge",
         api_token=env.get("CALLBRIDGE_API_TOKEN", ""),
         caller_id=env.get("CALLBRIDGE_CALLER_ID", ""),
+        token_secret=env.get("CALLBRIDGE_TOKEN_SECRET", ""),
         fallback_url=env.get("CALLBRIDGE_FALLBACK_URL", ""),
         outbound_cps=float(_int(env, "CALLBRIDGE_OUTBOUND_CPS", 1, 1, 100)),
         apology=(env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology")

@@ -1,5 +1,5 @@
 """Call control end to end: tools, hang-up, transfer, keypad, outbound calls with voicemail,
-time limits — over real sockets with the fake caller, the fake model and the fake Twilio REST API."""
+time limits — over real sockets with the fake caller, fake model and fake Twilio REST API."""
 
 from __future__ import annotations
 
@@ -239,3 +239,35 @@ async def test_a_silent_caller_is_prompted_then_hung_up_on(tmp_path: Path) -> No
         [update] = h.rest.updates(caller.call_sid)
         assert update.value("Status") == "completed"
         await caller.aclose()
+
+
+async def test_a_recorded_agent_starts_a_dual_channel_recording_and_stores_its_reference(
+    tmp_path: Path,
+) -> None:
+    """record = true: REST Recordings.json on start; the completed callback lands on the call."""
+    from tests.databases import fresh_database
+
+    env = agent_file(tmp_path, "[agent]\nrecord = true\n")
+    env["CALLBRIDGE_JOURNAL"] = str(tmp_path / "journal.jsonl")
+    async for url in fresh_database("sqlite", tmp_path):
+        async with harness([Reply()], env=env, twilio_rest=True, database_url=url) as h:
+            assert h.rest is not None
+            caller = await start_call(h)
+            for _ in range(100):
+                if h.rest.calls[caller.call_sid].recordings:
+                    break
+                await asyncio.sleep(0.02)
+            [recording] = h.rest.calls[caller.call_sid].recordings
+            assert (recording.channels, recording.track) == ("dual", "both")
+            assert recording.status_callback == "https://voice.example.test/twilio/recording"
+            await caller.hang_up()
+            delivery = await h.rest.complete_recording(caller.call_sid, duration=7)
+            assert delivery.status == 204
+            assert h.state.writer is not None
+            assert h.state.store is not None
+            await h.state.writer.flush()
+            call = await h.state.store.get_call(caller.call_sid)
+            await caller.aclose()
+        assert call is not None
+        assert call["recording_sid"] == recording.sid
+        assert call["recording_url"]

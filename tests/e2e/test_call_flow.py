@@ -6,10 +6,12 @@ import asyncio
 
 import pytest
 
-from callbridge.testing.fake_caller import CallRefused, UpgradeRefused
+from callbridge.server.app import create_app
+from callbridge.server.runner import running
+from callbridge.testing.fake_caller import CallRefused, FakeTwilioCaller, UpgradeRefused
 from callbridge.testing.fake_realtime import Reply
 from callbridge.testing.speech import speechlike
-from tests.e2e.harness import connected_call, harness
+from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, connected_call, harness
 
 pytestmark = pytest.mark.e2e
 
@@ -147,3 +149,21 @@ async def test_a_call_whose_media_socket_never_connects_releases_its_upstream() 
         await h.fake.wait_for(lambda: h.fake.connections[0].closed, timeout=3.0)
         assert len(h.state.calls) == 0
         await caller.aclose()
+
+
+async def test_the_media_socket_may_land_on_another_instance() -> None:
+    """Behind a load balancer: webhook on instance A, media socket on instance B — admitted."""
+    async with harness(env={"CALLBRIDGE_GREETING": GREETING}) as a:
+        second = create_app(a.state.settings)
+        async with running(second) as b:
+            dialer = a.caller()
+            twiml = await dialer.dial()
+            assert twiml.stream_url is not None
+            caller = FakeTwilioCaller(b.url, PUBLIC_URL, AUTH_TOKEN, call_sid=dialer.call_sid)
+            await caller.connect(twiml.stream_url, parameters=twiml.parameters)
+            await caller.wait_for_agent_audio(timeout=3.0)
+            assert caller.closed_by_server_at is None
+            assert second.state.callbridge.calls.get(dialer.call_sid) is not None
+            await caller.hang_up()
+            await caller.aclose()
+            await dialer.aclose()

@@ -19,7 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from callbridge.config import Settings
 from callbridge.core.signature import SignatureChecker
-from callbridge.core.tokens import StreamTokens
+from callbridge.core.tokens import StreamTokens, derive_secret
 from callbridge.server import api, twilio_routes
 from callbridge.server.registry import CallRegistry
 from callbridge.server.twilio_rest import TwilioRest
@@ -37,7 +37,9 @@ class CallbridgeServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.signatures = SignatureChecker(settings.twilio_auth_token, settings.public_url)
-        self.tokens = StreamTokens(settings.stream_token_ttl)
+        self.tokens = StreamTokens(derive_secret(settings.token_secret or
+                                                 settings.twilio_auth_token),
+                                   settings.stream_token_ttl)
         self.store: CallStore | None = None
         self.writer: StoreWriter | None = None
         if settings.database_url is not None:

@@ -70,8 +70,7 @@ def voice(server: CallbridgeServer) -> Handler:
 
 def _connect(server: CallbridgeServer, call_sid: str, caller: str, called: str) -> Response:
     """`<Connect><Stream>` TwiML with a fresh one-time token for this call."""
-    token = secrets.token_urlsafe(24)
-    server.tokens.issue(token, call_sid, caller, called, server.now())
+    token = server.tokens.issue(call_sid, caller, called, time.time(), secrets.token_urlsafe(12))
     twiml = connect_stream(server.settings.stream_url,
                            {"token": token, "from": caller, "to": called},
                            apology=server.settings.apology)
@@ -169,8 +168,9 @@ def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[No
         if start is None:
             await _close_quietly(ws)
             return
-        token = start.custom_parameters.get("token", "")
-        grant = server.tokens.redeem(token, start.call_sid, server.now())
+        params = start.custom_parameters
+        grant = server.tokens.redeem(params.get("token", ""), start.call_sid,
+                                     params.get("from", ""), params.get("to", ""), time.time())
         if grant is None:
             log.warning("[%s] media socket refused: stream token missing, used, expired or "
                         "foreign", start.call_sid)

@@ -633,14 +633,15 @@ class FakeTwilioRest:
         chunk = numbers[page * size:(page + 1) * size]
         base = f"{API.format(account=self.account_sid)}/IncomingPhoneNumbers.json"
         more = (page + 1) * size < len(numbers)
-        next_uri = f"{base}?PageSize={size}&Page={page + 1}&PageToken=PA{chunk[-1].sid}"
+        next_uri = (f"{base}?PageSize={size}&Page={page + 1}&PageToken=PA{chunk[-1].sid}"
+                    if more else None)
         return JSONResponse({
             "incoming_phone_numbers": [self._number_json(n) for n in chunk],
             "page": page, "page_size": size, "start": page * size,
             "end": page * size + max(len(chunk) - 1, 0),
             "uri": f"{base}?PageSize={size}&Page={page}",
             "first_page_uri": f"{base}?PageSize={size}&Page=0",
-            "next_page_uri": next_uri if more else None,
+            "next_page_uri": next_uri,
             "previous_page_uri": f"{base}?PageSize={size}&Page={page - 1}" if page else None,
         })
 
