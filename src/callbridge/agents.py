@@ -8,16 +8,20 @@ Owns reading the agent file's agent part. Two shapes are accepted:
 
 `tools_module` names the user's module of `@tool` functions; an agent's `tools` list picks from
 them and from the built-ins (`end_call`, `transfer_call`). Environment variables
-(`CALLBRIDGE_VOICE`, …) override the default agent only. Every mistake is a one-line
-`ConfigError`.
+(`CALLBRIDGE_VOICE`, …) override the default agent only. After the call: `analysis_fields`
+(name → JSON Schema fragment), `webhook_url` and `webhook_secret` (default, for every agent:
+`CALLBRIDGE_WEBHOOK_SECRET`). Every mistake is a one-line `ConfigError`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from callbridge.analytics.structured import check_fragment
 from callbridge.core.agent import BUILTIN_TOOLS, AgentProfile
 from callbridge.errors import ConfigError
 from callbridge.tools import ToolRegistry, load_tools_module
@@ -26,7 +30,8 @@ TURN_DETECTIONS = ("server_vad", "semantic_vad", "none")
 ENV_OVERRIDES = (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
                  ("instructions", "CALLBRIDGE_INSTRUCTIONS"),
                  ("greeting", "CALLBRIDGE_GREETING"),
-                 ("turn_detection", "CALLBRIDGE_TURN_DETECTION"))
+                 ("turn_detection", "CALLBRIDGE_TURN_DETECTION"),
+                 ("audio_format", "CALLBRIDGE_AUDIO_FORMAT"))
 FILE_KEYS = frozenset({"agent", "agents", "numbers", "default_agent", "tools_module", "apology"})
 _DERIVED = frozenset({"name", "tools", "builtin_tools", "tool_fillers"})
 _SETTABLE = frozenset(f.name for f in fields(AgentProfile)) - _DERIVED
@@ -84,7 +89,7 @@ def load_directory(file_values: Mapping[str, Any], env: Mapping[str, str]) -> Ag
         if not isinstance(table, Mapping):
             raise ConfigError(f"agent file: agent {name!r} must be a table of settings")
         overrides = env if name == default else {}
-        agents[str(name)] = _profile(str(name), table, overrides, registry)
+        agents[str(name)] = _after_call(_profile(str(name), table, overrides, registry), env)
     if default not in agents:
         raise ConfigError(f"agent file: default_agent {default!r} is not one of the agents")
     numbers = _numbers(file_values.get("numbers", {}), agents)
@@ -118,6 +123,9 @@ def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
     for key in _FLOATS & values.keys():
         if values[key] is not None and not isinstance(values[key], int | float):
             raise ConfigError(f"agent {name!r}: {key} must be a number, not {values[key]!r}")
+    if values.get("audio_format", "pcmu") not in ("pcmu", "pcm16"):
+        raise ConfigError(f"agent {name!r}: audio_format must be pcmu or pcm16, not "
+                          f"{values['audio_format']!r}")
     if values.get("turn_detection", "server_vad") not in TURN_DETECTIONS:
         raise ConfigError(f"agent {name!r}: turn_detection must be one of "
                           f"{', '.join(TURN_DETECTIONS)}, not {values['turn_detection']!r}")
@@ -129,6 +137,34 @@ def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
         return replace(AgentProfile(name=name), **values)
     except TypeError as exc:
         raise ConfigError(f"agent {name!r}: invalid settings: {exc}") from exc
+
+
+def _after_call(profile: AgentProfile, env: Mapping[str, str]) -> AgentProfile:
+    """Check the post-call settings: `analysis_fields` must be schemas Structured Outputs
+    accepts; a `webhook_url` needs a secret (its own or `CALLBRIDGE_WEBHOOK_SECRET`)."""
+    name = profile.name
+    if not isinstance(profile.analysis_fields, Mapping):
+        raise ConfigError(f"agent {name!r}: analysis_fields must be a table of "
+                          "name = { type = …, description = … }")
+    checked: dict[str, dict[str, Any]] = {}
+    for field_name, fragment in profile.analysis_fields.items():
+        if not isinstance(field_name, str) or not field_name.isidentifier():
+            raise ConfigError(f"agent {name!r}: analysis_fields name {field_name!r} must be "
+                              "letters, digits and underscores")
+        try:
+            check_fragment(fragment, f"analysis_fields.{field_name}")
+        except ValueError as exc:
+            raise ConfigError(f"agent {name!r}: {exc}") from None
+        checked[field_name] = json.loads(json.dumps(fragment))  # plain dicts and lists
+    url = profile.webhook_url or None
+    if url is not None and (urlsplit(url).scheme not in ("http", "https")
+                            or not urlsplit(url).netloc):
+        raise ConfigError(f"agent {name!r}: webhook_url={url!r} is not an http or https URL")
+    secret = profile.webhook_secret or env.get("CALLBRIDGE_WEBHOOK_SECRET") or None
+    if url is not None and secret is None:
+        raise ConfigError(f"agent {name!r}: webhook_url needs a webhook_secret (or set "
+                          "CALLBRIDGE_WEBHOOK_SECRET) to sign its events")
+    return replace(profile, analysis_fields=checked, webhook_url=url, webhook_secret=secret)
 
 
 def _tools(agent: str, names: object, registry: ToolRegistry) -> dict[str, Any]:

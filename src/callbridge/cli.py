@@ -1,4 +1,5 @@
-"""The `callbridge` command: `serve` runs the server, `simulate` places a simulated call.
+"""The `callbridge` command: `serve` runs the server, `simulate` places a simulated call;
+`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs.
 
 Owns argument parsing, logging set-up and turning configuration errors into one line on stderr
 and exit status 2 — never a traceback.
@@ -13,22 +14,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from callbridge import __version__
+from callbridge import __version__, logs
 from callbridge.errors import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
-    )
-    for noisy in ("alembic", "httpx"):  # a line per migration or per HTTP request is noise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(args.log_level)
     try:
         if args.command == "serve":
-            return _serve(args.host, args.port, args.log_level)
+            return _serve(args.host, args.port, args.log_level, args.with_worker)
         if args.command == "simulate":
             return _simulate(args.wav, args.out)
         if args.command == "db":
@@ -37,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from callbridge import cli_twilio
 
             return cli_twilio.run(args)
+        if args.command in ("worker", "jobs"):
+            from callbridge import cli_analytics
+
+            return cli_analytics.run(args)
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
         return 2
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the webhook and media-stream server")
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--with-worker", action="store_true",
+                       help="also run the post-call analytics worker in this process (the only "
+                            "way with SQLite)")
     simulate = commands.add_parser(
         "simulate", help="place a simulated call through the full Twilio path, locally"
     )
@@ -64,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     from callbridge import cli_twilio
 
     cli_twilio.add_commands(commands)
+    from callbridge import cli_analytics
+
+    cli_analytics.add_commands(commands)
     db = commands.add_parser("db", help="manage the call record's database schema")
     db.add_argument("action", choices=["upgrade", "current"],
                     help="upgrade: apply pending migrations; current: show the schema revision")
@@ -88,11 +94,11 @@ def _db(action: str) -> int:
     return 0 if current == head else 1
 
 
-def _serve(host: str, port: int, log_level: str) -> int:
-    import uvicorn
+def _serve(host: str, port: int, log_level: str, with_worker: bool = False) -> int:
 
     from callbridge.config import load_settings
     from callbridge.server.app import create_app
+    from callbridge.server.drain import DrainingServer
     from callbridge.server.runner import uvicorn_config
 
     settings = load_settings()
@@ -100,7 +106,15 @@ def _serve(host: str, port: int, log_level: str) -> int:
         from callbridge.store.migrate import require_current_schema
 
         asyncio.run(require_current_schema(settings.database_url))
-    server = uvicorn.Server(uvicorn_config(create_app(settings), host, port, log_level))
+    if with_worker:
+        from callbridge.analytics.service import check_settings
+
+        if settings.database_url is None:
+            raise ConfigError("--with-worker needs the call record (DATABASE_URL is none)")
+        check_settings(settings)
+    app = create_app(settings, with_worker=with_worker)
+    server = DrainingServer(uvicorn_config(app, host, port, log_level), app.state.callbridge,
+                            settings.drain_seconds)
     server.run()
     return 0
 

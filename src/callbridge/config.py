@@ -28,6 +28,8 @@ from callbridge.store.database import DEFAULT_DATABASE_URL, async_url
 
 DEFAULT_OPENAI_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
+DEFAULT_ANALYSIS_URL = "https://api.openai.com/v1"  # the openai SDK's default base URL
+DEFAULT_ANALYSIS_MODEL = "gpt-5.4-mini"
 _TIMING = Timing()
 
 
@@ -54,6 +56,13 @@ class Settings:
     token_secret: str = ""  # keys stream tokens; default: derived from TWILIO_AUTH_TOKEN
     fallback_url: str = ""  # where Twilio goes when this server does not answer
     outbound_cps: float = 1.0
+    max_calls: int | None = None
+    overflow_number: str = ""  # where refused calls go (else a busy message)
+    drain_seconds: float = 120.0
+    # after the call (callbridge.analytics)
+    analysis_model: str = DEFAULT_ANALYSIS_MODEL
+    analysis_url: str = DEFAULT_ANALYSIS_URL  # a Chat Completions base URL
+    job_attempts: int = 5  # a post-call job is dead after this many failed attempts
 
     @property
     def agent(self) -> AgentProfile:
@@ -109,6 +118,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         token_secret=env.get("CALLBRIDGE_TOKEN_SECRET", ""),
         fallback_url=env.get("CALLBRIDGE_FALLBACK_URL", ""),
         outbound_cps=float(_int(env, "CALLBRIDGE_OUTBOUND_CPS", 1, 1, 100)),
+        max_calls=_int(env, "CALLBRIDGE_MAX_CALLS", 0, 0, 100_000) or None,
+        overflow_number=env.get("CALLBRIDGE_OVERFLOW_NUMBER", ""),
+        drain_seconds=float(_int(env, "CALLBRIDGE_DRAIN_SECONDS", 120, 0, 86_400)),
+        analysis_model=env.get("CALLBRIDGE_ANALYSIS_MODEL") or DEFAULT_ANALYSIS_MODEL,
+        analysis_url=_url(env, "CALLBRIDGE_ANALYSIS_URL", DEFAULT_ANALYSIS_URL,
+                          ("http", "https")),
+        job_attempts=_int(env, "CALLBRIDGE_JOB_ATTEMPTS", 5, 1, 100),
         apology=(env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology")
                  or _table(file_values.get("agent")).get("apology") or DEFAULT_APOLOGY),
     )

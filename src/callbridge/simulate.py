@@ -163,12 +163,14 @@ def _print_report(out: TextIO, result: SimulationResult, wav_path: Path) -> None
         cut = "  [interrupted]" if turn.interrupted else ""
         print(f"  [{turn.started - offset:5.1f}s] {turn.role:>6}: {text}{cut}", file=out)
     print("", file=out)
-    print("  turn   caller's audio ended → agent heard   VAD speech end → first audio out",
+    print("  turn   caller: audio ended → agent heard   bridge: speech end → played   model",
           file=out)
-    model_ms = bridge.latencies_ms
+    measured = bridge.latencies
     for index, latency in enumerate(caller.turn_latencies, start=1):
-        bridge_part = f"{model_ms[index - 1]} ms" if index - 1 < len(model_ms) else "-"
-        print(f"  {index:>4}   {latency * 1000:>27.0f} ms   {bridge_part:>28}", file=out)
+        played, model = measured[index - 1] if index - 1 < len(measured) else ("-", None)
+        model_text = f"{model} ms" if model is not None else "-"
+        print(f"  {index:>4}   {latency * 1000:>29.0f} ms   {played:>24} ms   {model_text:>7}",
+              file=out)
     seconds = len(caller.heard()) / 8000
     print(f"\n  wrote {wav_path} ({seconds:.1f} s of what the caller heard)", file=out)
     problems = caller.violations

@@ -3,9 +3,11 @@ answering machines, agent hand-offs — all decided from messages and a passed-i
 
 from __future__ import annotations
 
+import base64
 import json
 
 from callbridge.core import realtime_events as rt
+from callbridge.core import twilio_messages as tw
 from callbridge.core.actions import (
     Action,
     CloseUpstream,
@@ -15,6 +17,7 @@ from callbridge.core.actions import (
     RedirectCall,
     RunTool,
     SendRealtime,
+    SendTwilio,
     StartRecording,
 )
 from callbridge.core.agent import AgentProfile
@@ -30,6 +33,7 @@ from tests.core.drive import (
     realtime_out,
     session_updated,
     start_frame,
+    twilio_out,
 )
 
 
@@ -334,3 +338,73 @@ def test_a_late_audio_delta_never_follows_a_hang_up_decision() -> None:
     assert first == [HangUp("agent ended the call: the conversation was finished")]
     d.realtime(audio_delta("late", 800, "rb2"))
     assert controls(d.advance(30.0)) == []
+
+
+def test_an_answer_verdict_that_never_comes_is_taken_as_a_person_after_35_seconds() -> None:
+    """A lost AMD callback must not leave the agent mute."""
+    session, _ = outbound_session(AgentProfile(greeting="Hi, it's the clinic."))
+    assert session.next_wakeup == 35.0
+    actions = session.wake(35.0)
+    assert any(isinstance(a, Note) and a.kind == "answer_timeout" for a in actions)
+    assert len(creates(actions)) == 1
+
+
+def comfort_sent(actions: list[Action]) -> int:
+    from callbridge.core.comfort import comfort_loop
+
+    loop = comfort_loop("tone")
+    return sum(1 for a in actions if isinstance(a, SendTwilio)
+               and isinstance(a.message, tw.SendMedia)
+               and base64.b64decode(a.message.payload) in loop + loop)
+
+
+def slow_tool_after_its_filler(profile: AgentProfile) -> Driver:
+    d = Driver(profile)
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "lookup", {})
+    done(d)
+    d.advance(1.1)  # the filler is requested…
+    d.realtime(event("response.created", response={"id": "filler"}))
+    done(d, "filler")  # …and (for this test) produced no audio
+    return d
+
+
+def test_a_tool_still_running_after_its_filler_gets_the_comfort_sound() -> None:
+    """No dead air: once the holding line is over, a soft tone plays until the answer."""
+    d = slow_tool_after_its_filler(AgentProfile())
+    assert comfort_sent(d.log) > 0
+    assert comfort_sent(d.advance(2.0)) >= 40, "it keeps playing, paced like agent audio"
+
+
+def test_real_agent_audio_clears_the_comfort_sound_at_once() -> None:
+    """The first delta of the answer: Twilio `clear`, then the answer's audio."""
+    d = slow_tool_after_its_filler(AgentProfile())
+    d.do(d.session.tool_result("call_1", "{}", d.now))
+    d.realtime(event("response.created", response={"id": "answer"}))
+    actions = d.realtime(audio_delta("a1", 800, "answer"))
+    sends = twilio_out(actions)
+    assert sends[0] == tw.SendClear(STREAM_SID)
+    assert comfort_sent(actions) == 0
+    assert any(isinstance(m, tw.SendMedia) for m in sends[1:])
+
+
+def test_the_comfort_sound_can_be_switched_off() -> None:
+    """comfort_sound = "off": silence while waiting, as before."""
+    d = slow_tool_after_its_filler(AgentProfile(comfort_sound="off"))
+    assert comfort_sent(d.log + d.advance(2.0)) == 0
+
+
+def test_a_reconnect_plays_the_comfort_sound() -> None:
+    """Upstream lost mid-call: the caller hears the tone, not silence, while it reconnects."""
+    d = Driver()
+    actions = d.do(d.session.upstream_lost(d.now, "1006"))
+    assert comfort_sent(actions + d.advance(0.5)) > 0
+
+
+def test_caller_speech_over_the_comfort_sound_is_not_a_barge_in() -> None:
+    """The tone is cleared quietly; no truncate, no barge-in note."""
+    d = slow_tool_after_its_filler(AgentProfile())
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    assert twilio_out(actions) == [tw.SendClear(STREAM_SID)]
+    assert not any(isinstance(a, Note) and a.kind == "barge_in" for a in actions)

@@ -519,3 +519,73 @@ def test_tool_outputs_produced_during_a_reconnect_go_with_the_restore() -> None:
     restored = [e.item for e in realtime_out(d.realtime(session_updated()))
                 if isinstance(e, rt.CreateItem)]
     assert [i["type"] for i in restored] == ["function_call", "function_call_output"]
+
+
+def test_turn_latency_is_measured_in_media_time_to_the_first_played_mark() -> None:
+    """Speech ends at media 1000 ms (VAD); the reply's first mark echoes at media 1900 ms."""
+    d = Driver()
+    d.twilio(media_frame(timestamp=0))  # the upstream's audio clock starts here
+    d.twilio(media_frame(timestamp=1500))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=1000, item_id="u1"))
+    d.now += 0.35
+    sent = marks(d.respond("a1", 1600))
+    d.twilio(media_frame(timestamp=1900))
+    latency = [a for a in d.twilio(mark_frame_for(sent[0])) if isinstance(a, Note)
+               and a.kind == "turn_latency"]
+    assert latency == [Note("turn_latency", {"ms": 900, "model_ms": 350})]
+
+
+def test_barge_in_reaction_is_measured_from_the_speech_start() -> None:
+    """Speech starts at media 2000 ms; the clear goes out at media 2260 ms."""
+    d = Driver()
+    d.twilio(media_frame(timestamp=0))
+    d.respond("a1", 8000)
+    d.twilio(media_frame(timestamp=2260))
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=2000,
+                               item_id="u2"))
+    [note] = [a for a in actions if isinstance(a, Note) and a.kind == "barge_in"]
+    assert note.detail == {"item_id": "u2", "reaction_ms": 260}
+
+
+def pcm16_driver() -> Driver:
+    session = AgentProfile(audio_format="pcm16")
+    d = Driver(session, start=False)
+    d.do(d.session.receive_realtime(session_updated("audio/pcm"), d.now))
+    d.twilio(start_frame())
+    return d
+
+
+def test_a_pcm16_agent_asks_for_24_khz_pcm_both_ways() -> None:
+    """session.update states audio/pcm at 24 kHz in and out; pcmu is refused as a mismatch."""
+    session = AgentProfile(audio_format="pcm16").session()
+    pcm = {"type": "audio/pcm", "rate": 24000}
+    assert session["audio"]["input"]["format"] == pcm
+    assert session["audio"]["output"]["format"] == pcm
+
+
+def test_pcm16_caller_audio_is_resampled_to_24_khz() -> None:
+    """A 20 ms μ-law frame becomes PCM16 at 24 kHz (about 960 bytes once the resampler runs)."""
+    d = pcm16_driver()
+    sizes = []
+    for i in range(10):
+        for e in realtime_out(d.twilio(media_frame(i * 20, bytes([0x10 + i]) * 160))):
+            assert isinstance(e, rt.AppendAudio)
+            sizes.append(len(base64.b64decode(e.audio)))
+    assert 8 * 960 <= sum(sizes) <= 10 * 960
+
+
+def test_pcm16_truncation_counts_ms_at_48_bytes_per_ms() -> None:
+    """A 1 s PCM16 reply (48,000 bytes) is 1000 ms received; truncate stays within it."""
+    d = pcm16_driver()
+    pcm = base64.b64encode(b"\x00\x10" * 24000).decode()
+    d.realtime(event("response.created", response={"id": "r1"}))
+    out = d.realtime(event("response.output_audio.delta", response_id="r1", item_id="a1",
+                           output_index=0, content_index=0, delta=pcm))
+    sent = marks(out)
+    for name in sent[:3]:
+        d.twilio(mark_frame_for(name))
+    actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
+                               item_id="u"))
+    [truncate] = [e for e in realtime_out(actions) if isinstance(e, rt.TruncateItem)]
+    assert truncate.audio_end_ms == 120  # three 40 ms chunks of μ-law confirmed played
+    assert d.session.heard_ms("a1") == 120

@@ -7,14 +7,14 @@ import asyncio
 from callbridge.tools import ToolContext, tool
 
 
-@tool(filler="One moment while I look up your order.", timeout=5.0)
+@tool(filler="One moment.", timeout=5.0)
 async def lookup_order(order_id: str, context: ToolContext) -> dict[str, str]:
     """Look up an order by its number.
 
     Args:
         order_id: The order number the caller reads out, e.g. "A-17".
     """
-    await asyncio.sleep(1.6)  # a slow backend: the caller must hear a holding line
+    await asyncio.sleep(3.0)  # a slow backend: a holding line, then the comfort tone
     return {"order_id": order_id, "status": "ships tomorrow", "caller": context.from_number}
 
 

@@ -4,6 +4,7 @@ time limits — over real sockets with the fake caller, fake model and fake Twil
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from callbridge.core.comfort import comfort_loop
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_realtime import FakeConnection, Reply, ToolCall
 from callbridge.testing.speech import speak, speechlike
@@ -46,7 +48,7 @@ def heard_seconds(caller: FakeTwilioCaller) -> float:
 
 
 async def test_a_slow_tool_gets_a_holding_line_then_its_result_is_spoken(tmp_path: Path) -> None:
-    """lookup_order takes 1.6 s: the caller hears the filler, then the answer from its result."""
+    """lookup_order takes 3 s: the filler, then the comfort tone, then the answer — no gap."""
     env = agent_file(tmp_path, '[agent]\ntools = ["lookup_order"]\n')
     replies = [Reply(tool_call=ToolCall("lookup_order", {"order_id": "A-17"})),
                Reply(text="Your order A-17 ships tomorrow.")]
@@ -59,15 +61,19 @@ async def test_a_slow_tool_gets_a_holding_line_then_its_result_is_spoken(tmp_pat
             await caller.hang_up()
         connection = h.fake.connections[0]
         creates = events(connection, "response.create")
-        assert "One moment while I look up your order." in creates[0]["response"]["instructions"]
+        assert "One moment." in creates[0]["response"]["instructions"]
         assert creates[1] == {"type": "response.create"}, "the answer follows the tool output"
         assert outputs(connection) == [{"order_id": "A-17", "status": "ships tomorrow",
                                         "caller": "+15550001111"}]
         # 500 ms of VAD silence, then the filler after ~1 s of waiting on the tool
         assert 1.4 < filler_at - caller.spoken_until < 2.2
-        spoken = (len(speak("One moment while I look up your order."))
-                  + len(speak("Your order A-17 ships tomorrow."))) / 8000
-        assert heard_seconds(caller) >= spoken - 0.05, "the filler and then the answer"
+        spoken = (len(speak("One moment.")) + len(speak("Your order A-17 ships tomorrow."))) / 8000
+        assert heard_seconds(caller) >= spoken + 0.5, "the filler, the tone, the answer"
+        segments = caller.heard_segments  # filler, tone, answer: back to back, no dead air
+        assert segments[0][0] == filler_at
+        gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(segments)]
+        assert all(gap < 0.05 for gap in gaps)
+        assert comfort_loop("tone")[:160] in caller.heard()
         assert h.fake.violations == []
         assert h.bridge_of(caller).notes["tool_filler"] == 1
 

@@ -56,3 +56,14 @@ def write_wav_pcm16(path: str | Path, samples: npt.ArrayLike, rate: int, channel
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(data.tobytes())
+
+
+def write_stereo_ulaw_as_pcm16(path: str | Path, left: bytes, right: bytes) -> float:
+    """Write two 8 kHz μ-law tracks as a stereo 16-bit WAV (the shorter padded with silence);
+    returns its length in seconds."""
+    length = max(len(left), len(right))
+    stereo = np.zeros((length, 2), dtype=np.int16)
+    stereo[: len(left), 0] = ulaw_to_pcm16(left)
+    stereo[: len(right), 1] = ulaw_to_pcm16(right)
+    write_wav_pcm16(path, stereo.reshape(-1), SAMPLE_RATE, channels=2)
+    return length / SAMPLE_RATE

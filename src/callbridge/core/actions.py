@@ -71,6 +71,14 @@ class StartRecording:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveRecording:
+    """Write the as-heard recording: the caller and the agent, 8 kHz μ-law on the media clock."""
+
+    caller: bytes
+    agent: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RunTool:
     """Run a tool and report back with `tool_result()`."""
 
@@ -105,5 +113,5 @@ class Note:
 
 Action = (
     SendTwilio | SendRealtime | OpenUpstream | CloseUpstream | EndStream | RunTool
-    | TurnFinished | Note | HangUp | RedirectCall | StartRecording
+    | TurnFinished | Note | HangUp | RedirectCall | StartRecording | SaveRecording
 )

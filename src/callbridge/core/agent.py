@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from callbridge.core.audio_path import AudioFormat, session_format
+from callbridge.core.comfort import ComfortSound
+
 TurnDetection = Literal["server_vad", "semantic_vad", "none"]
 
 DEFAULT_INSTRUCTIONS = (
@@ -37,6 +40,8 @@ class AgentProfile:
     interrupt_response: bool = True
     transcription_model: str | None = "gpt-4o-mini-transcribe"
     language: str | None = None
+    audio_format: AudioFormat = "pcmu"  # or "pcm16": μ-law ⇄ PCM16 24 kHz, resampled
+    comfort_sound: ComfortSound = "tone"  # during slow tools and reconnects: tone, noise, off
     # tools: the user's (Realtime definitions from the registry) and the built-in ones enabled
     tools: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     tool_fillers: dict[str, str] = field(default_factory=dict)  # tool name → holding line
@@ -57,7 +62,12 @@ class AgentProfile:
     dtmf_terminator: str = "#"
     dtmf_pause_s: float = 2.0
     voicemail_message: str | None = None
-    record: bool = False
+    record: bool = False  # a dual-channel recording by Twilio
+    record_audio: bool = False  # our own as-heard stereo recording (RECORDINGS_DIR)
+    # after the call: extra analysis fields (name → JSON Schema fragment) and the webhook
+    analysis_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def turn_detection_config(self, create_response: bool = True) -> dict[str, Any] | None:
         if self.turn_detection == "none":
@@ -84,12 +94,13 @@ class AgentProfile:
         return tools + builtin_definitions(self)
 
     def session(self, *, create_response: bool = True) -> dict[str, Any]:
-        """The full `session` object of a `session.update` for this agent (μ-law both ways).
+        """The full `session` object of a `session.update` for this agent (its audio format
+        stated both ways).
 
         `create_response=False` keeps the model quiet until told (an outbound call waiting to
         learn whether a person or a machine answered)."""
         audio_input: dict[str, Any] = {
-            "format": {"type": "audio/pcmu"},
+            "format": session_format(self.audio_format),
             "turn_detection": self.turn_detection_config(create_response),
         }
         if self.transcription_model:
@@ -104,7 +115,7 @@ class AgentProfile:
             "instructions": self.instructions,
             "audio": {
                 "input": audio_input,
-                "output": {"format": {"type": "audio/pcmu"}, "voice": self.voice},
+                "output": {"format": session_format(self.audio_format), "voice": self.voice},
             },
         }
         tools = self.all_tools()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from callbridge.core import realtime_events as rt
@@ -32,6 +33,7 @@ from callbridge.core.outbound import OutboundAudio
 from callbridge.core.playback import PlaybackTracker
 from callbridge.core.states import CallState, UpstreamState
 
+ANSWER_TIMEOUT_S = 35.0  # async AMD answers within 30 s; a verdict lost elsewhere must not mute us
 CLOSE_GRACE_S = 20.0  # a last line that never finishes playing does not hold the call open
 
 
@@ -135,12 +137,20 @@ class CallControl:
 
     # ------------------------------------------------------------------ call control
 
+    def wrap_up(self, now: float, reason: str) -> list[Action]:
+        """End the call soon: the agent says a closing line, then HangUp once it has played."""
+        actions = self._wrap_up(now, HangUp(reason), "We need to end this call now. Apologise "
+                                "briefly, say goodbye, and do not ask anything more.")
+        self._refresh_timers()
+        return actions
+
     def answered_by(self, kind: str, now: float) -> list[Action]:
         """Answering-machine detection's verdict on an outbound call."""
         note = Note("answered_by", {"kind": kind})
         if not self._awaiting_answer:
             return [note]
         self._awaiting_answer = False
+        self._deadlines.answer_by = None
         if kind in MACHINE_ANSWERS:
             if kind == "fax" or not self.profile.voicemail_message:
                 return [note, *self._hang_up_now(now, f"answered by {kind}")]
@@ -218,7 +228,8 @@ class CallControl:
     def _switch_agent(self, name: str) -> list[Action]:
         """Swap to another agent: a `session.update`, or a fresh upstream session when the
         voice changes (a Realtime session cannot change voice once it has spoken)."""
-        old, new = self.profile, self._agents[name]
+        old = self.profile
+        new = replace(self._agents[name], audio_format=old.audio_format)  # fixed per call
         self.profile = new
         self._deadlines.profile = new
         self._pending_switch = None
@@ -275,6 +286,9 @@ class CallControl:
                 actions += self._flush_dtmf()
             elif due is Due.FILLER:
                 actions += self._say_fillers(now)
+            elif due is Due.ANSWER_TIMEOUT:
+                deadlines.answer_by = None
+                actions += [Note("answer_timeout"), *self.answered_by("unknown", now)]
             elif due is Due.CLOSE_ANYWAY:
                 actions += [Note("closing_without_confirmation"), *self._close()]
             elif due is Due.DURATION_WARNING:

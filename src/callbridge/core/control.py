@@ -24,6 +24,7 @@ class Due(Enum):
     DTMF_FLUSH = "dtmf_flush"
     FILLER = "filler"
     CLOSE_ANYWAY = "close_anyway"
+    ANSWER_TIMEOUT = "answer_timeout"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Deadlines:
     dtmf_at: float | None = None
     fillers: dict[str, float] = field(default_factory=dict)  # call_id → when
     close_at: float | None = None
+    answer_by: float | None = None  # outbound: when to stop waiting for the AMD verdict
 
     def start(self, now: float) -> None:
         self.stream_started = now
@@ -67,6 +69,8 @@ class Deadlines:
         pending += [(Due.FILLER, at) for at in self.fillers.values()]
         if self.close_at is not None:
             pending.append((Due.CLOSE_ANYWAY, self.close_at))
+        if self.answer_by is not None:
+            pending.append((Due.ANSWER_TIMEOUT, self.answer_by))
         start = self.stream_started
         if start is None:
             return pending

@@ -78,6 +78,16 @@ class OutboundAudio:
         self._bytes = 0
         return items
 
+    def drop_item(self, item_id: str) -> None:
+        """Discard the queued audio of one item."""
+        kept = [s for s in self._segments if s.item_id != item_id]
+        self._segments = deque(kept)
+        self._bytes = sum(len(s.audio) for s in kept)
+
+    def only(self, item_id: str) -> bool:
+        """True when everything queued (possibly nothing) belongs to `item_id`."""
+        return all(s.item_id == item_id for s in self._segments)
+
     def holds(self, item_id: str) -> bool:
         """True while audio of `item_id` waits here."""
         return any(s.item_id == item_id and s.audio for s in self._segments)

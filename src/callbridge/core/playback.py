@@ -36,6 +36,8 @@ class _Chunk:
     item_id: str
     end_ms: float  # cumulative within the item
     duration_s: float
+    sent_at: float
+    audio: bytes = b""  # kept only for the as-heard recording
 
 
 class PlaybackTracker:
@@ -44,8 +46,11 @@ class PlaybackTracker:
     def __init__(self) -> None:
         self._items: dict[str, ItemAudio] = {}
         self._pending: dict[str, _Chunk] = {}  # in send order
+        self._pending_by_item: dict[str, int] = {}  # item → chunks awaiting echo
         self._stale: set[str] = set()
         self._play_end = 0.0  # estimated time Twilio finishes what it holds
+        self._last_echo_at = 0.0
+        self.played: list[bytes] = []  # audio of chunks confirmed played (when kept), to drain
         self._pending_s = 0.0  # seconds of audio sent and not yet confirmed
         self._marks = 0
 
@@ -62,13 +67,15 @@ class PlaybackTracker:
         entry.content_index = content_index
         entry.received_ms += ms
 
-    def sent(self, item_id: str, ms: float, now: float) -> str:
-        """A chunk of `ms` went to Twilio; returns the name of the mark that must follow it."""
+    def sent(self, item_id: str, ms: float, now: float, audio: bytes = b"") -> str:
+        """A chunk of `ms` went to Twilio; returns the name of the mark that must follow it.
+        `audio` is kept only to be handed back in `played` (the as-heard recording)."""
         entry = self.item(item_id)
         entry.sent_ms += ms
         self._marks += 1
         name = f"m{self._marks}"
-        self._pending[name] = _Chunk(item_id, entry.sent_ms, ms / 1000.0)
+        self._pending[name] = _Chunk(item_id, entry.sent_ms, ms / 1000.0, now, audio)
+        self._pending_by_item[item_id] = self._pending_by_item.get(item_id, 0) + 1
         self._pending_s += ms / 1000.0
         self._play_end = max(self._play_end, now) + ms / 1000.0
         return name
@@ -83,22 +90,35 @@ class PlaybackTracker:
         while self._pending:
             first, chunk = next(iter(self._pending.items()))
             del self._pending[first]
+            self._forget_pending(chunk.item_id)
             self._pending_s -= chunk.duration_s
             entry = self._items[chunk.item_id]
             entry.heard_ms = max(entry.heard_ms, chunk.end_ms)
+            if chunk.audio:
+                self.played.append(chunk.audio)
             if first == name:
                 break
+        self._last_echo_at = now
         if not self._pending:
             self._pending_s = 0.0  # no float drift across a long call
         self._play_end = now + self._pending_s
         return Echo.PLAYED
 
-    def clear(self, now: float) -> None:
-        """We sent Twilio `clear`: everything pending is discarded, its marks go stale."""
+    def clear(self, now: float) -> bytes:
+        """We sent Twilio `clear`: everything pending is discarded, its marks go stale.
+        Returns the part of the chunk that was playing which the caller heard (when kept)."""
+        heard = b""
+        if self._pending:
+            head = next(iter(self._pending.values()))
+            began = max(self._last_echo_at, head.sent_at)
+            played = min(max(0.0, now - began), head.duration_s)
+            heard = head.audio[: int(played * 8000)]
         self._stale.update(self._pending)
         self._pending.clear()
+        self._pending_by_item.clear()
         self._pending_s = 0.0
         self._play_end = now
+        return heard
 
     def queued_seconds(self, now: float) -> float:
         """Estimated seconds of audio Twilio still holds."""
@@ -115,7 +135,22 @@ class PlaybackTracker:
 
     def pending_items(self) -> set[str]:
         """Items with audio sent to Twilio but not yet confirmed played."""
-        return {chunk.item_id for chunk in self._pending.values()}
+        return set(self._pending_by_item)
+
+    def is_pending(self, item_id: str) -> bool:
+        """True while some of this item's audio awaits its echo."""
+        return item_id in self._pending_by_item
+
+    def others_pending(self, item_id: str) -> bool:
+        """True while audio of any item but this one awaits its echo."""
+        return len(self._pending_by_item) > (item_id in self._pending_by_item)
+
+    def _forget_pending(self, item_id: str) -> None:
+        left = self._pending_by_item[item_id] - 1
+        if left:
+            self._pending_by_item[item_id] = left
+        else:
+            del self._pending_by_item[item_id]
 
     def heard_ms(self, item_id: str) -> int:
         """Whole ms of the item confirmed played, clamped to what the model delivered."""

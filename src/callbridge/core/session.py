@@ -39,13 +39,17 @@ from callbridge.core.actions import (
     OpenUpstream,
     RedirectCall,
     RunTool,
+    SaveRecording,
     SendRealtime,
     SendTwilio,
     StartRecording,
     TurnFinished,
 )
 from callbridge.core.agent import AgentProfile
-from callbridge.core.call_control import _BUILTINS, CallControl
+from callbridge.core.as_heard import AsHeardTimeline
+from callbridge.core.audio_path import audio_path
+from callbridge.core.call_control import _BUILTINS, ANSWER_TIMEOUT_S, CallControl
+from callbridge.core.comfort import COMFORT_ITEM, comfort_loop
 from callbridge.core.control import Deadlines
 from callbridge.core.history import ConversationHistory, heard_text
 from callbridge.core.outbound import OutboundAudio
@@ -142,7 +146,15 @@ class CallSession(CallControl):
         self._followup_wanted = False
         self._no_followup = False
         self._pending_switch: str | None = None
-        self._speech_stopped_at: float | None = None
+        self._speech_stopped_at: float | None = None  # awaiting the reply's first delta
+        self._speech_end_media: int | None = None  # awaiting the reply's first played mark
+        self._model_ms: int | None = None
+        self._audio = audio_path(profile.audio_format)  # fixed for the whole call
+        self._comfort = comfort_loop(profile.comfort_sound)
+        self._heard = AsHeardTimeline() if profile.record_audio else None
+        self._comfort_at = 0
+        self._media_ms = 0  # the latest Twilio media timestamp: the call's media clock
+        self._audio_origin_ms: int | None = None  # media time of this upstream's first frame
         self._speech_started_at: dict[str, float] = {}
         self._truncates = 0
         self._agents = dict(agents or {})
@@ -168,7 +180,7 @@ class CallSession(CallControl):
     @property
     def next_wakeup(self) -> float | None:
         """When the adapter must call `wake()` next (pacing and call timers), or None."""
-        paced = self._paced_until if self._outbound else None
+        paced = self._paced_until if (self._outbound or self._comfort) else None
         if paced is None:
             return self._timer_at
         if self._timer_at is None:
@@ -203,6 +215,8 @@ class CallSession(CallControl):
         ):
             return []
         actions: list[Action] = [Note(kind, {"reason": reason, "retries": self._retries})]
+        self._audio_origin_ms = None
+        self._audio.caller_reset()
         self._abandon_active_response()
         if self._retries >= len(self.timing.reconnect_delays):
             return actions + self._give_up(now, f"upstream unavailable: {reason}")
@@ -210,15 +224,15 @@ class CallSession(CallControl):
         self._retries += 1
         self.stats.reconnects += 1
         self.upstream = UpstreamState.OPENING
-        return [*actions, OpenUpstream(attempt=self._retries, delay=delay)]
+        return [*actions, OpenUpstream(attempt=self._retries, delay=delay), *self._pump(now)]
 
     def _abandon_active_response(self) -> None:
         """The socket died mid-response: keep what was received, let it play, resume later."""
         if self._active_response is not None or self._response_requested or self._awaiting_reply:
             self._resume_after_reconnect = True
         for item_id, item in self._items.items():
-            self._outbound.finish(item_id)
-            item.audio_done = True
+            if not item.audio_done:
+                self._finish_item_audio(item_id, item)
             self.history.agent_said(item_id, item.transcript())
         self._active_response = None
         self._response_requested = False
@@ -266,10 +280,15 @@ class CallSession(CallControl):
 
     def _on_media(self, media: tw.Media) -> list[Action]:
         self.stats.frames_in += 1
+        self._media_ms = media.timestamp
         if self.state is not CallState.STREAMING:
             return []
+        if self._heard is not None:
+            self._heard.caller_frame(media.timestamp, media.payload)
         if self.upstream is UpstreamState.READY:
-            return [SendRealtime(rt.AppendAudio(media.payload))]
+            if self._audio_origin_ms is None:
+                self._audio_origin_ms = media.timestamp
+            return [SendRealtime(rt.AppendAudio(self._audio.caller_audio(media.payload)))]
         self._input_backlog.append(media.payload)
         return []
 
@@ -283,6 +302,8 @@ class CallSession(CallControl):
         if self.upstream is UpstreamState.FAILED:
             return self._end_stream("upstream unavailable")
         self._deadlines.start(now)
+        if self._awaiting_answer:
+            self._deadlines.answer_by = now + ANSWER_TIMEOUT_S
         actions: list[Action] = [Note("stream_started", {"stream_sid": start.stream_sid})]
         if self.profile.record:
             actions.append(StartRecording())
@@ -290,12 +311,25 @@ class CallSession(CallControl):
 
     def _on_mark(self, echo: tw.MarkEcho, now: float) -> list[Action]:
         result = self._playback.echoed(echo.name, now)
+        if self._heard is not None and self._playback.played:
+            self._record_heard(b"".join(self._playback.played))
+            self._playback.played.clear()
         if result is Echo.STALE:
             self.stats.stale_marks += 1
             return []
         if result is Echo.UNKNOWN:
             return []
-        return self._finish_played_items(now) + self._pump(now) + self._maybe_close(now)
+        actions = self._turn_latency() + self._finish_played_items(now)
+        return actions + self._pump(now) + self._maybe_close(now)
+
+    def _turn_latency(self) -> list[Action]:
+        """On the first played mark after the caller stopped: how long they waited, in media
+        time (the end of their speech by the VAD, to agent audio Twilio confirmed playing)."""
+        if self._speech_end_media is None:
+            return []
+        waited = self._media_ms - self._speech_end_media
+        self._speech_end_media = None
+        return [Note("turn_latency", {"ms": max(0, waited), "model_ms": self._model_ms})]
 
     def _end(self, now: float, reason: str) -> list[Action]:
         if self.state is CallState.ENDED:
@@ -313,7 +347,14 @@ class CallSession(CallControl):
             actions.append(CloseUpstream(self.end_reason))
         self.upstream = UpstreamState.CLOSED
         actions.append(Note("call_ended", {"reason": self.end_reason}))
+        if self._heard is not None and self._heard.seconds() > 0:
+            actions.append(SaveRecording(bytes(self._heard.caller), bytes(self._heard.agent)))
         return actions
+
+    def _record_heard(self, audio: bytes) -> None:
+        """Agent audio the caller heard, ending now (on the media clock)."""
+        if self._heard is not None and audio:
+            self._heard.agent_played(audio, self._media_ms)
 
     # ------------------------------------------------------------------ Realtime side
 
@@ -340,7 +381,8 @@ class CallSession(CallControl):
 
     def _on_session_updated(self, event: rt.SessionUpdated, now: float) -> list[Action]:
         formats = (event.audio_format("input"), event.audio_format("output"))
-        if formats != ("audio/pcmu", "audio/pcmu"):
+        expected = self._audio.session_format["type"]
+        if formats != (expected, expected):
             note = Note("audio_format_mismatch", {"input": formats[0], "output": formats[1]})
             if self._format_retry_used:
                 return [note, *self._give_up(now, "upstream refused μ-law audio")]
@@ -369,7 +411,10 @@ class CallSession(CallControl):
                 actions.append(self._request_response(greeting))
         self._resume_after_reconnect = False
         if self.state is CallState.STREAMING:
-            actions += [SendRealtime(rt.AppendAudio(p)) for p in self._input_backlog]
+            actions += [SendRealtime(rt.AppendAudio(self._audio.caller_audio(p)))
+                        for p in self._input_backlog]
+            # the new session's audio clock starts at the oldest frame it is given
+            self._audio_origin_ms = self._media_ms - 20 * len(self._input_backlog)
         self._input_backlog.clear()
         return actions + self._flush_pending()
 
@@ -393,15 +438,21 @@ class CallSession(CallControl):
         self._speech_started_at[event.item_id] = now
         self._caller_speaking = True
         self._deadlines.caller_active(now)
-        audible = self._playback.awaiting_echo() or bool(self._outbound)
+        audible = (self._playback.others_pending(COMFORT_ITEM)
+                   or not self._outbound.only(COMFORT_ITEM))
         responding = self._active_response is not None
         if not (audible or responding or self._items):
-            return []
+            return self._stop_comfort(now) if self._comfort else []
         self.stats.barge_ins += 1
-        actions: list[Action] = [Note("barge_in", {"item_id": event.item_id})]
+        detail: dict[str, object] = {"item_id": event.item_id}
+        if self._audio_origin_ms is not None:  # speech start → clear, in media time
+            started = self._audio_origin_ms + event.audio_start_ms
+            detail["reaction_ms"] = max(0, self._media_ms - started)
+        actions: list[Action] = [Note("barge_in", detail)]
         self._outbound.drop()
+        self._audio.agent_reset()
         if self._playback.awaiting_echo() and self.stream_sid is not None:
-            self._playback.clear(now)
+            self._record_heard(self._playback.clear(now))
             actions.append(SendTwilio(tw.SendClear(self.stream_sid)))
         for item_id in list(self._items):
             actions += self._truncate(item_id)
@@ -425,6 +476,9 @@ class CallSession(CallControl):
     def _on_speech_stopped(self, event: rt.SpeechStopped, now: float) -> list[Action]:
         self.history.reserve_caller_turn(event.item_id)
         self._speech_stopped_at = now
+        self._model_ms = None
+        self._speech_end_media = (None if self._audio_origin_ms is None
+                                  else self._audio_origin_ms + event.audio_end_ms)
         self._awaiting_reply = True
         self._caller_speaking = False
         self._deadlines.caller_active(now)
@@ -452,18 +506,30 @@ class CallSession(CallControl):
         except binascii.Error as exc:
             self.stats.malformed_realtime += 1
             return _sampled_note("malformed_realtime_event", self.stats.malformed_realtime, exc)
-        self._playback.received(event.item_id, event.content_index, len(audio) / BYTES_PER_MS)
-        self._outbound.push(event.item_id, event.content_index, audio)
+        ms = len(audio) / self._audio.bytes_per_ms
+        stop = self._stop_comfort(now) if self._comfort else []
+        self._playback.received(event.item_id, event.content_index, ms)
+        self._outbound.push(event.item_id, event.content_index, self._audio.agent_audio(audio))
         self._response_audio.add(event.response_id)
-        return self._pump(now)
+        if self._speech_stopped_at is not None:  # the model's share of the turn
+            self._model_ms = round((now - self._speech_stopped_at) * 1000)
+            self._speech_stopped_at = None
+        return stop + self._pump(now)
 
     def _on_audio_done(self, event: rt.AudioDone, now: float) -> list[Action]:
         item = self._items.get(event.item_id)
         if item is None:
             return []
-        item.audio_done = True
-        self._outbound.finish(event.item_id)
+        self._finish_item_audio(event.item_id, item)
         return self._pump(now) + self._finish_played_items(now) + self._maybe_close(now)
+
+    def _finish_item_audio(self, item_id: str, item: _AgentItem) -> None:
+        """The model is done with this item's audio: the resampler's tail, then padding."""
+        item.audio_done = True
+        tail = self._audio.agent_flush()
+        if tail:
+            self._outbound.push(item_id, self._playback.item(item_id).content_index, tail)
+        self._outbound.finish(item_id)
 
     def _on_transcript_delta(self, event: rt.TranscriptDelta, now: float) -> list[Action]:
         item = self._live_item(event.response_id, event.item_id)
@@ -498,8 +564,7 @@ class CallSession(CallControl):
         self.cost_usd += response_cost(self.profile.model, event.usage)
         for item_id, item in self._items.items():
             if item.response_id == event.response_id and not item.audio_done:
-                item.audio_done = True
-                self._outbound.finish(item_id)
+                self._finish_item_audio(item_id, item)
         actions: list[Action] = [Note("response_done", {
             "response_id": event.response_id, "status": event.status, "reason": event.reason,
             "usage": event.usage,
@@ -534,7 +599,11 @@ class CallSession(CallControl):
     def _pump(self, now: float) -> list[Action]:
         """Release agent audio to Twilio while it holds less than the lead."""
         self._paced_until = None
-        if self.state is not CallState.STREAMING or not self._outbound:
+        if self.state is not CallState.STREAMING:
+            return []
+        if self._comfort and not self._outbound:
+            self._top_up_comfort()
+        if not self._outbound:
             return []
         sid = self.stream_sid
         assert sid is not None  # STREAMING implies start was received
@@ -544,23 +613,54 @@ class CallSession(CallControl):
             if self._playback.queued_seconds(now) > self._lead_s + 1e-6:
                 self._paced_until = self._playback.play_end - self._lead_s
                 break
+            if self._comfort and not self._outbound:
+                self._top_up_comfort()
             chunk = self._outbound.take(self._chunk_bytes)
             if chunk is None:
                 break
             item_id, _, audio = chunk
             payload = base64.b64encode(audio).decode("ascii")
-            name = self._playback.sent(item_id, len(audio) / BYTES_PER_MS, now)
+            name = self._playback.sent(item_id, len(audio) / BYTES_PER_MS, now,
+                                       audio if self._heard is not None else b"")
             item = self._items.get(item_id)
             if item is not None and item.started_at is None:
                 item.started_at = now
             actions.append(SendTwilio(tw.SendMedia(sid, payload)))
             actions.append(SendTwilio(tw.SendMark(sid, name)))
             self.stats.chunks_out += 1
-            if self._speech_stopped_at is not None:
-                latency_ms = round((now - self._speech_stopped_at) * 1000)
-                actions.append(Note("first_audio_after_speech", {"ms": latency_ms}))
-                self._speech_stopped_at = None
         return actions
+
+    def _comfort_wanted(self) -> bool:
+        """The caller would hear dead air: a tool runs past its holding line, or the upstream
+        is reconnecting — and no agent audio is queued or playing."""
+        if self._closing is not None or self._outbound:
+            return False
+        waiting_on_tool = (bool(self._tools_running) and not self._deadlines.fillers
+                           and self._active_response is None and not self._response_requested)
+        reconnecting = self._ever_ready and self.upstream in (UpstreamState.OPENING,
+                                                              UpstreamState.CONFIGURING)
+        if not (waiting_on_tool or reconnecting):
+            return False
+        return not self._playback.others_pending(COMFORT_ITEM)
+
+    def _top_up_comfort(self) -> None:
+        if not self._comfort_wanted():
+            return
+        loop, size = self._comfort, self._chunk_bytes
+        start = self._comfort_at % len(loop)
+        chunk = (loop + loop)[start:start + size] if start + size > len(loop) else \
+            loop[start:start + size]
+        self._comfort_at = start + size
+        self._outbound.push(COMFORT_ITEM, 0, chunk)
+
+    def _stop_comfort(self, now: float) -> list[Action]:
+        """Real agent audio (or the caller) takes over: drop the comfort sound at once."""
+        if self._outbound.holds(COMFORT_ITEM):
+            self._outbound.drop_item(COMFORT_ITEM)
+        if not self._playback.is_pending(COMFORT_ITEM) or self.stream_sid is None:
+            return []
+        self._record_heard(self._playback.clear(now))
+        return [SendTwilio(tw.SendClear(self.stream_sid))]
 
     def _finish_played_items(self, now: float) -> list[Action]:
         """Agent items whose audio is all delivered and confirmed played become turns."""

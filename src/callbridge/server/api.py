@@ -96,7 +96,8 @@ def place_call(server: CallbridgeServer) -> Handler:
 
 def get_call(server: CallbridgeServer) -> Handler:
     async def handle(request: Request) -> Response:
-        """One call with its transcript, tool calls, events and usage."""
+        """One call with its transcript, tool calls, events, usage, analysis (or null) and
+        webhook delivery attempts."""
         refusal = _refusal(server, request)
         if refusal is not None:
             return refusal

@@ -1,8 +1,9 @@
 """The ASGI application: routes, per-process state and its lifespan.
 
 Owns wiring: the Twilio-facing routes (`twilio_routes`), the JSON API (`api`), the health probes,
-and starting/stopping the call record's writer around them. On shutdown live calls are closed
-first, so their final records reach the writer before it drains.
+and starting/stopping the call record's writer (and, with `--with-worker`, the post-call
+analytics worker) around them. On shutdown live calls are closed first, so their final records
+reach the writer before it drains.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from callbridge.analytics.service import BackgroundWorker
 from callbridge.config import Settings
 from callbridge.core.signature import SignatureChecker
 from callbridge.core.tokens import StreamTokens, derive_secret
 from callbridge.server import api, twilio_routes
+from callbridge.server.admission import Admission
+from callbridge.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from callbridge.server.metrics import Metrics
 from callbridge.server.registry import CallRegistry
 from callbridge.server.twilio_rest import TwilioRest
 from callbridge.store.journal import Journal
@@ -34,7 +39,7 @@ log = logging.getLogger("callbridge.server")
 class CallbridgeServer:
     """Per-process state shared by the handlers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, with_worker: bool = False) -> None:
         self.settings = settings
         self.signatures = SignatureChecker(settings.twilio_auth_token, settings.public_url)
         self.tokens = StreamTokens(derive_secret(settings.token_secret or
@@ -46,28 +51,65 @@ class CallbridgeServer:
             self.store = CallStore(settings.database_url)
             self.writer = StoreWriter(self.store, Journal(settings.journal_path),
                                       instance=settings.instance_id)
-        self.calls = CallRegistry(settings, self.writer if self.writer is not None else NULL_SINK)
-        self.accepting = True
+        self.metrics = Metrics()
+        self.admission = Admission(settings.max_calls, settings.overflow_number)
+        self.calls = CallRegistry(settings, self.writer if self.writer is not None else NULL_SINK,
+                                  metrics=self.metrics,
+                                  on_upstream_down=lambda: self.admission.upstream_down(self.now()))
+        self._watch()
         self.recovered_calls: list[str] = []
+        self.analytics: BackgroundWorker | None = None  # `serve --with-worker`
+        if with_worker and self.store is not None:
+            self.analytics = BackgroundWorker(settings, self.store, name=settings.instance_id)
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
+    @property
+    def accepting(self) -> bool:
+        return self.admission.refusal(len(self.calls), self.now()) is None
+
+    def _watch(self) -> None:
+        metrics = self.metrics
+        metrics.watch(lambda: [bridge.session.stats for bridge in self.calls.live()])
+        metrics.active_calls.set_function(lambda: len(self.calls))
+        metrics.draining.set_function(lambda: int(self.admission.draining))
+        writer = self.writer
+        if writer is not None:
+            metrics.writer_queue.set_function(lambda: writer.queue_depth)
+            metrics.records_dropped.set_function(lambda: writer.stats.dropped)
+
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    async def _measure_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.25)
+            self.metrics.loop_lag.observe(max(0.0, loop.time() - before - 0.25))
+
     async def start(self) -> None:
         settings = self.settings
+        self._lag_task = asyncio.create_task(self._measure_loop_lag(), name="loop-lag")
         if settings.twilio_account_sid and settings.twilio_auth_token:
             self.calls.rest = TwilioRest(settings.twilio_api_url, settings.twilio_account_sid,
                                          settings.twilio_auth_token, cps=settings.outbound_cps)
         if self.writer is not None:
             self.recovered_calls = await self.writer.start()
+        if self.analytics is not None:
+            await self.analytics.start()
 
     async def stop(self) -> None:
-        self.accepting = False
+        self.admission.draining = True
+        self._lag_task.cancel()
         await self.calls.close_all()
         if self.calls.rest is not None:
             await self.calls.rest.aclose()
         if self.writer is not None:
             await self.writer.close()
+        if self.analytics is not None:
+            await self.analytics.stop()
         if self.store is not None:
             await self.store.close()
 
@@ -75,14 +117,15 @@ class CallbridgeServer:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        ready = self.accepting
-        body = {"ready": ready, "active_calls": len(self.calls)}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        refusal = self.admission.refusal(len(self.calls), self.now())
+        body = {"ready": refusal is None, "active_calls": len(self.calls), "reason": refusal}
+        return JSONResponse(body, status_code=200 if refusal is None else 503)
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The ASGI app for `settings`. Its `state.callbridge` is the `CallbridgeServer`."""
-    server = CallbridgeServer(settings)
+def create_app(settings: Settings, *, with_worker: bool = False) -> Starlette:
+    """The ASGI app for `settings`. Its `state.callbridge` is the `CallbridgeServer`. With
+    `with_worker`, the post-call analytics worker runs in-process (needs the call record)."""
+    server = CallbridgeServer(settings, with_worker=with_worker)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -103,6 +146,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/calls/{call_sid}", api.get_call(server), methods=["GET"]),
             Route("/healthz", server.healthz, methods=["GET"]),
             Route("/readyz", server.readyz, methods=["GET"]),
+            Route("/metrics", server.metrics_page, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

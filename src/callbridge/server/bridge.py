@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -42,6 +41,8 @@ from callbridge.core.pricing import response_cost
 from callbridge.core.session import CallSession
 from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
+from callbridge.logs import get_logger
+from callbridge.server.metrics import Metrics, outcome
 from callbridge.server.twilio_rest import TwilioRest, TwilioRestError
 from callbridge.server.upstream import describe_close, open_realtime
 from callbridge.store.records import (
@@ -56,9 +57,9 @@ from callbridge.store.records import (
 from callbridge.store.sink import NULL_SINK, RecordSink
 from callbridge.tools import ToolContext
 
-log = logging.getLogger("callbridge.bridge")
+log = get_logger("callbridge.bridge")
 
-_QUIET_NOTES = frozenset({"response_done", "first_audio_after_speech"})
+_QUIET_NOTES = frozenset({"response_done", "turn_latency"})
 _NOT_EVENTS = frozenset({"response_done", "stream_started"})
 
 
@@ -71,17 +72,6 @@ class CallInfo:
     to_number: str = ""
 
 
-class _CallLog(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes every line with the CallSid, bound once per call."""
-
-    def __init__(self, logger: logging.Logger, call_sid: str) -> None:
-        super().__init__(logger, {"call_sid": call_sid})
-        self._prefix = f"[{call_sid}] "
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return self._prefix + str(msg), kwargs
-
-
 class Bridge:
     """Carries one call between Twilio and the Realtime API."""
 
@@ -89,7 +79,8 @@ class Bridge:
                  on_finished: Callable[[Bridge], None] | None = None, *,
                  sink: RecordSink = NULL_SINK, info: CallInfo | None = None,
                  profile: AgentProfile | None = None, rest: TwilioRest | None = None,
-                 awaiting_answer: bool = False) -> None:
+                 awaiting_answer: bool = False, metrics: Metrics | None = None,
+                 on_upstream_down: Callable[[], None] | None = None) -> None:
         self.call_sid = call_sid
         self.settings = settings
         self.info = info or CallInfo()
@@ -101,9 +92,11 @@ class Bridge:
                                    awaiting_answer=awaiting_answer)
         self._tools = directory.tools
         self._rest = rest
+        self._metrics = metrics
+        self._on_upstream_down = on_upstream_down
         self.transcript: list[TurnFinished] = []
         self.notes: Counter[str] = Counter()
-        self.latencies_ms: list[int] = []
+        self.latencies: list[tuple[int, int | None]] = []  # (caller-perceived, model) ms
         self.finished = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._on_finished = on_finished
@@ -115,7 +108,7 @@ class Bridge:
         self._closers: set[asyncio.Task[None]] = set()
         self._wakeup: asyncio.TimerHandle | None = None
         self._wakeup_at: float | None = None
-        self._log = _CallLog(log, call_sid)
+        self._log = log.bind(call_sid=call_sid)
         self._sink = sink
         self._t0 = self._loop.time()
         self._t0_wall = time.time()
@@ -154,9 +147,13 @@ class Bridge:
     def abandon(self, reason: str) -> None:
         """Give up on a call whose media socket never connected."""
         if not self._twilio_attached and self.session.state is not CallState.ENDED:
-            self._log.info("media stream never connected; closing the call (%s)", reason)
+            self._log.info("media stream never connected; closing the call", reason=reason)
             self.run(self.session.twilio_closed(self.now()))
             self._spawn(self.shutdown())
+
+    def wrap_up(self, reason: str) -> None:
+        """Have the agent close the call politely and hang up (a drain deadline)."""
+        self.run(self.session.wrap_up(self.now(), reason))
 
     def answered_by(self, kind: str) -> None:
         """Answering-machine detection's verdict on this (outbound) call."""
@@ -166,7 +163,7 @@ class Bridge:
         """The call is over elsewhere (e.g. Twilio's `completed` status): end it here too."""
         if self.session.state is CallState.ENDED:
             return
-        self._log.info("ending: %s", reason)
+        self._log.info("ending the call", reason=reason)
         self.run(self.session.twilio_closed(self.now()))
         if self._twilio_attached:
             self._twilio_queue.put_nowait(None)
@@ -216,7 +213,7 @@ class Bridge:
         elif isinstance(action, CloseUpstream):
             self._close_upstream()
         elif isinstance(action, EndStream):
-            self._log.info("ending the media stream: %s", action.reason)
+            self._log.info("ending the media stream", reason=action.reason)
             self._twilio_queue.put_nowait(None)
         elif isinstance(action, RunTool):
             self._spawn(self._run_tool(action))
@@ -232,18 +229,25 @@ class Bridge:
 
     def _note(self, note: Note) -> None:
         self.notes[note.kind] += 1
-        if note.kind == "first_audio_after_speech":
-            self.latencies_ms.append(int(note.detail["ms"]))
-        elif note.kind == "response_done":
-            self._record_usage(note.detail)
-        elif note.kind == "stream_started":
+        kind, detail = note.kind, note.detail
+        if kind == "turn_latency":
+            self.latencies.append((int(detail["ms"]), detail.get("model_ms")))
+        elif kind == "response_done":
+            self._record_usage(detail)
+        elif kind == "stream_started":
             self._answered_at = self.now()
-            self._sink.submit(CallAnswered(self.call_sid, str(note.detail.get("stream_sid", "")),
+            stream_sid = str(detail.get("stream_sid", ""))
+            self._log = self._log.bind(stream_sid=stream_sid)
+            self._sink.submit(CallAnswered(self.call_sid, stream_sid,
                                            self._wall(self._answered_at)))
+        elif kind == "upstream_gave_up" and self._on_upstream_down is not None:
+            self._on_upstream_down()
+        if self._metrics is not None:
+            _observe(self._metrics, kind, detail)
         if note.kind not in _NOT_EVENTS:
             self._record_event(note.kind, note.detail)
         if note.kind not in _QUIET_NOTES:
-            self._log.info("%s %s", note.kind, note.detail or "")
+            self._log.info(note.kind, **note.detail)
 
     # ------------------------------------------------------------------ the call record
 
@@ -262,8 +266,10 @@ class Bridge:
         usage = detail.get("usage") or {}
         if not usage:
             return
-        cost = response_cost(self.settings.agent.model, usage)
+        cost = response_cost(self.session.profile.model, usage)
         self.cost_usd += cost
+        if self._metrics is not None:
+            _observe_usage(self._metrics, usage, cost)
         self._sink.submit(UsageRecorded(self.call_sid, str(detail.get("response_id", "")),
                                         dict(usage), cost))
 
@@ -278,6 +284,9 @@ class Bridge:
         now = self.now()
         began = self._answered_at if self._answered_at is not None else now
         reason = self.session.end_reason or "ended"
+        if self._metrics is not None:
+            self._metrics.calls_total.labels(outcome(reason)).inc()
+            self._metrics.call_finished(stats)
         self._sink.submit(CallEnded(self.call_sid, self._wall(now), reason,
                                     round(now - began, 3), round(self.cost_usd, 6)))
 
@@ -337,13 +346,16 @@ class Bridge:
         try:
             ws = await open_realtime(self.settings, self.session.profile)
         except UpstreamError as exc:
-            self._log.warning("realtime connect attempt %d failed: %s", action.attempt, exc)
+            self._log.warning("realtime connect failed", attempt=action.attempt, error=str(exc))
             self.run(self.session.upstream_failed(self.now(), str(exc)))
             return
         if self._upstream_unwanted():
             await ws.close()
             return
-        self._log.info("realtime connected in %d ms", round((self.now() - started) * 1000))
+        connect_s = self.now() - started
+        self._log.info("realtime connected", ms=round(connect_s * 1000))
+        if self._metrics is not None:
+            self._metrics.upstream_connect.observe(connect_s)
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._upstream, self._upstream_queue = ws, queue
         writer = self._spawn(self._write_upstream(ws, queue))
@@ -384,36 +396,66 @@ class Bridge:
     async def _run_tool(self, action: RunTool) -> None:
         context = ToolContext(self.call_sid, self.info.from_number, self.info.to_number,
                               self.session.profile.name)
-        outcome = await self._tools.run(action.name, action.arguments, context)
+        result = await self._tools.run(action.name, action.arguments, context)
         self._sink.submit(ToolRecorded(
             self.call_sid, action.call_id, action.name, action.arguments,
-            outcome.output if outcome.ok else None, outcome.error, outcome.duration_ms,
+            result.output if result.ok else None, result.error, result.duration_ms,
             time.time()))
-        self.run(self.session.tool_result(action.call_id, outcome.output, self.now()))
+        if self._metrics is not None:
+            name = action.name if self._tools.get(action.name) is not None else "unknown"
+            self._metrics.tool_latency.labels(name).observe(result.duration_ms / 1000)
+            if not result.ok:
+                self._metrics.tool_errors.labels(name).inc()
+        self.run(self.session.tool_result(action.call_id, result.output, self.now()))
 
     # ------------------------------------------------------------------ call control (REST)
 
     async def _call_control(self, action: HangUp | RedirectCall | StartRecording) -> None:
         if self._rest is None:
-            self._log.error("%s needs Twilio's REST API: set TWILIO_ACCOUNT_SID; ending the "
-                            "media stream instead", type(action).__name__)
+            self._log.error("call control needs Twilio's REST API: set TWILIO_ACCOUNT_SID; "
+                            "ending the media stream instead", action=type(action).__name__)
             if not isinstance(action, StartRecording):
                 self._twilio_queue.put_nowait(None)
             return
         try:
             if isinstance(action, HangUp):
-                self._log.info("hanging up: %s", action.reason)
+                self._log.info("hanging up", reason=action.reason)
                 await self._rest.hang_up(self.call_sid)
             elif isinstance(action, RedirectCall):
-                self._log.info("redirecting the call: %s", action.reason)
+                self._log.info("redirecting the call", reason=action.reason)
                 await self._rest.update_call(self.call_sid, twiml=action.twiml)
             else:
                 sid = await self._rest.start_recording(
                     self.call_sid, status_callback=f"{self.settings.public_url}/twilio/recording")
                 self._record_event("recording_started", {"recording_sid": sid})
         except TwilioRestError as exc:
-            self._log.error("Twilio REST %s failed: %s", type(action).__name__, exc)
+            self._log.error("Twilio REST request failed", action=type(action).__name__,
+                            error=str(exc))
             self._record_event("call_control_failed", {"action": type(action).__name__,
                                                        "status": exc.status, "code": exc.code})
             if isinstance(action, HangUp):
                 self._twilio_queue.put_nowait(None)
+
+
+def _observe(metrics: Metrics, kind: str, detail: dict[str, Any]) -> None:
+    """A note's contribution to the process metrics."""
+    if kind == "turn_latency":
+        metrics.turn_latency.observe(int(detail["ms"]) / 1000)
+        if detail.get("model_ms") is not None:
+            metrics.model_latency.observe(int(detail["model_ms"]) / 1000)
+    elif kind == "barge_in" and "reaction_ms" in detail:
+        metrics.barge_in_reaction.observe(int(detail["reaction_ms"]) / 1000)
+    elif kind in ("upstream_lost", "upstream_connect_failed"):
+        metrics.upstream_reconnects.inc()
+    elif kind == "upstream_gave_up":
+        metrics.fallbacks.inc()
+
+
+def _observe_usage(metrics: Metrics, usage: dict[str, Any], cost: float) -> None:
+    for direction in ("input", "output"):
+        details = usage.get(f"{direction}_token_details") or {}
+        for kind in ("text", "audio"):
+            count = details.get(f"{kind}_tokens")
+            if isinstance(count, int) and count > 0:
+                metrics.tokens.labels(f"{direction}_{kind}").inc(count)
+    metrics.cost.inc(cost)

@@ -7,18 +7,26 @@ socket never connects, and forgetting calls when they finish.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from callbridge.config import Settings
 from callbridge.core.agent import AgentProfile
 from callbridge.server.bridge import Bridge, CallInfo
+from callbridge.server.metrics import Metrics
 from callbridge.server.twilio_rest import TwilioRest
 from callbridge.store.sink import NULL_SINK, RecordSink
 
 
 class CallRegistry:
-    def __init__(self, settings: Settings, sink: RecordSink = NULL_SINK) -> None:
+    def __init__(self, settings: Settings, sink: RecordSink = NULL_SINK, *,
+                 metrics: Metrics | None = None,
+                 on_upstream_down: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self.sink = sink
+        self._metrics = metrics
+        self._on_upstream_down = on_upstream_down
+        self._empty = asyncio.Event()
+        self._empty.set()
         self.rest: TwilioRest | None = None  # set once the event loop runs
         self._bridges: dict[str, Bridge] = {}
         self.finished_calls: list[Bridge] = []
@@ -32,8 +40,10 @@ class CallRegistry:
             return bridge
         bridge = Bridge(call_sid, self._settings, on_finished=self._forget, sink=self.sink,
                         info=info, profile=profile, rest=self.rest,
-                        awaiting_answer=awaiting_answer)
+                        awaiting_answer=awaiting_answer, metrics=self._metrics,
+                        on_upstream_down=self._on_upstream_down)
         self._bridges[call_sid] = bridge
+        self._empty.clear()
         bridge.begin()
         loop = asyncio.get_running_loop()
         loop.call_later(self._settings.stream_token_ttl, bridge.abandon, "no media stream")
@@ -45,12 +55,25 @@ class CallRegistry:
     def __len__(self) -> int:
         return len(self._bridges)
 
+    def live(self) -> list[Bridge]:
+        return list(self._bridges.values())
+
+    async def wait_until_empty(self, within: float) -> bool:
+        """True once no call is live; False if some still are after `within` seconds."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
     async def close_all(self) -> None:
         await asyncio.gather(*(b.shutdown() for b in list(self._bridges.values())))
 
     def _forget(self, bridge: Bridge) -> None:
         if self._bridges.get(bridge.call_sid) is bridge:
             del self._bridges[bridge.call_sid]
+        if not self._bridges:
+            self._empty.set()
         if self.keep_finished:
             self.finished_calls.append(bridge)
             del self.finished_calls[: -self.keep_finished]

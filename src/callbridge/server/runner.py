@@ -25,6 +25,7 @@ def uvicorn_config(app: Starlette, host: str, port: int, log_level: str = "info"
         http="httptools",
         lifespan="on",
         access_log=False,
+        log_config=None,  # uvicorn's lines go through our structured logging
         ws_max_size=1024 * 1024,
         ws_ping_interval=None,  # Twilio's stream is never idle; its audio is the keepalive
         timeout_graceful_shutdown=5,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from callbridge.core import twilio_messages as tw
 from callbridge.core.twiml import connect_stream, say_and_hang_up
 from callbridge.errors import ConfigError, TwilioProtocolError
+from callbridge.logs import get_logger
 from callbridge.redact import mask_number
 from callbridge.server.bridge import CallInfo
 from callbridge.store.records import RecordingStored, StatusChanged
@@ -30,7 +30,7 @@ from callbridge.store.repository import TERMINAL
 if TYPE_CHECKING:
     from callbridge.server.app import CallbridgeServer
 
-log = logging.getLogger("callbridge.server")
+log = get_logger("callbridge.server")
 
 START_TIMEOUT_S = 10.0
 MAX_FRAMES_BEFORE_START = 8
@@ -43,7 +43,7 @@ async def _signed_form(server: CallbridgeServer, request: Request) -> dict[str, 
     form = await request.form()
     signature = request.headers.get("x-twilio-signature")
     if not server.signatures.webhook_ok(request.url.path, request.url.query, form, signature):
-        log.warning("%s refused: bad or missing X-Twilio-Signature", request.url.path)
+        log.warning("webhook refused: bad or missing X-Twilio-Signature", path=request.url.path)
         return None
     return {key: str(value) for key, value in form.multi_items()}
 
@@ -59,13 +59,26 @@ def voice(server: CallbridgeServer) -> Handler:
             return PlainTextResponse("CallSid is missing\n", status_code=400)
         caller, called = params.get("From", ""), params.get("To", "")
         if server.calls.get(call_sid) is None:
-            log.info("[%s] incoming call from %s to %s", call_sid, mask_number(caller),
-                     mask_number(called))
+            refused = _refused(server, call_sid)
+            if refused is not None:
+                return refused
+            log.info("incoming call", call_sid=call_sid, caller=mask_number(caller),
+                     called=mask_number(called))
         info = CallInfo(params.get("Direction", "inbound"), caller, called)
         profile = server.settings.directory.for_number(called)
         server.calls.open(call_sid, info, profile=profile)
         return _connect(server, call_sid, caller, called)
     return handle
+
+
+def _refused(server: CallbridgeServer, call_sid: str) -> Response | None:
+    """The overflow TwiML when this instance does not take the call now."""
+    reason = server.admission.refusal(len(server.calls), server.now())
+    if reason is None:
+        return None
+    log.warning("call refused", call_sid=call_sid, reason=reason)
+    server.metrics.calls_refused.labels(reason).inc()
+    return Response(server.admission.overflow_twiml(), media_type="text/xml")
 
 
 def _connect(server: CallbridgeServer, call_sid: str, caller: str, called: str) -> Response:
@@ -89,8 +102,12 @@ def outbound_answer(server: CallbridgeServer) -> Handler:
         try:
             profile = server.settings.directory.named(request.query_params.get("agent"))
         except ConfigError as exc:
-            log.error("[%s] outbound call for an unknown agent: %s", call_sid, exc)
+            log.error("outbound call for an unknown agent", call_sid=call_sid, error=str(exc))
             return Response(say_and_hang_up(server.settings.apology), media_type="text/xml")
+        if server.calls.get(call_sid) is None:
+            refused = _refused(server, call_sid)
+            if refused is not None:
+                return refused
         ours, theirs = params.get("From", ""), params.get("To", "")
         info = CallInfo(params.get("Direction", "outbound-api"), ours, theirs)
         server.calls.open(call_sid, info, profile=profile,
@@ -162,7 +179,7 @@ def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[No
             async with asyncio.timeout(START_TIMEOUT_S):
                 frames, start = await _read_until_start(ws)
         except (TimeoutError, WebSocketDisconnect):
-            log.warning("media socket closed: no valid `start` within %s s", START_TIMEOUT_S)
+            log.warning("media socket closed: no valid `start` in time", seconds=START_TIMEOUT_S)
             await _close_quietly(ws)
             return
         if start is None:
@@ -172,16 +189,16 @@ def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[No
         grant = server.tokens.redeem(params.get("token", ""), start.call_sid,
                                      params.get("from", ""), params.get("to", ""), time.time())
         if grant is None:
-            log.warning("[%s] media socket refused: stream token missing, used, expired or "
-                        "foreign", start.call_sid)
+            log.warning("media socket refused: stream token missing, used, expired or foreign",
+                        call_sid=start.call_sid)
             await _close_quietly(ws)
             return
         info = CallInfo("inbound", grant.from_number, grant.to_number)
         bridge = server.calls.open(start.call_sid, info,
                                    profile=server.settings.directory.for_number(grant.to_number))
         if bridge.attached:
-            log.warning("[%s] media socket refused: the call already has a media stream",
-                        start.call_sid)
+            log.warning("media socket refused: the call already has a media stream",
+                        call_sid=start.call_sid)
             await _close_quietly(ws)
             return
         await bridge.serve_twilio(ws, frames)

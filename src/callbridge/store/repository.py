@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from callbridge.analytics.jobs import outbox_rows
 from callbridge.store import schema
 from callbridge.store.database import create_engine
 from callbridge.store.records import (
@@ -166,6 +167,8 @@ class CallStore:
             status_rank=case((calls.c.status_rank < ENDED_RANK, literal(ENDED_RANK)),
                              else_=calls.c.status_rank),
         ))
+        # The outbox: post-call jobs are committed with the call's end, or not at all.
+        await self._insert_new(connection, schema.jobs, outbox_rows([record.call_sid], record.at))
 
     # ---------------------------------------------------------------- recovery
 
@@ -194,6 +197,7 @@ class CallStore:
                                 else_=calls.c.status),
                     status_rank=ENDED_RANK,
                 ))
+                await self._insert_new(connection, schema.jobs, outbox_rows(sids, now))
         return sids
 
     # ---------------------------------------------------------------- reading
@@ -214,7 +218,8 @@ class CallStore:
             return [_call_row(row._mapping) for row in await connection.execute(statement)]
 
     async def get_call(self, call_sid: str) -> dict[str, Any] | None:
-        """The call with its transcript, tool calls, events and usage, or None."""
+        """The call with its transcript, tool calls, events, usage, analysis (or None) and
+        webhook delivery attempts; None when there is no such call."""
         async with self.engine.connect() as connection:
             row = (await connection.execute(
                 select(schema.calls).where(schema.calls.c.call_sid == call_sid))).first()
@@ -228,6 +233,10 @@ class CallStore:
             call["events"] = await _rows(connection, schema.call_events, call_sid,
                                          schema.call_events.c.seq)
             usage_rows = await _rows(connection, schema.usage, call_sid, schema.usage.c.id)
+            analyses = await _rows(connection, schema.analyses, call_sid, schema.analyses.c.id)
+            call["analysis"] = analyses[0] if analyses else None
+            call["webhook_deliveries"] = await _rows(connection, schema.webhook_deliveries,
+                                                     call_sid, schema.webhook_deliveries.c.id)
         call["usage"] = {"responses": usage_rows, "totals": _usage_totals(usage_rows)}
         return call
 

@@ -113,3 +113,52 @@ instances = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
 )
+
+# ---------------------------------------------------------------- post-call analytics (0002)
+# Jobs are the outbox: written in the transaction that ends the call, unique by (CallSid, kind),
+# claimed by workers with a lease (`locked_by`, `locked_until`). See callbridge.analytics.
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("state", String(16), nullable=False, default="pending"),  # pending|running|done|dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_after", DateTime(timezone=True), nullable=False),
+    Column("locked_by", String(128)),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("call_sid", "kind", name="uq_jobs_call_kind"),
+)
+Index("ix_jobs_state_run_after", jobs.c.state, jobs.c.run_after)
+
+analyses = Table(
+    "analyses", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, unique=True),
+    Column("model", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("sentiment", Float, nullable=False),
+    Column("intent", Text, nullable=False),
+    Column("lead_score", Integer, nullable=False),
+    Column("action_items", JSON, nullable=False, default=list),
+    Column("custom", JSON, nullable=False, default=dict),
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("delivered", Boolean, nullable=False, default=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

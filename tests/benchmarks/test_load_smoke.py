@@ -1,0 +1,57 @@
+"""The capacity harness's smoke run (`python -m benchmarks.load --smoke`), so it does not rot.
+
+Five calls for three seconds through the real server and through the relay baseline, in the
+harness's own processes: no frame may be lost, the table must be printed, and every process the
+harness started must be gone afterwards. The full ramp is run on demand (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_smoke_run_loses_no_frame_prints_the_table_and_leaves_nothing_running() -> None:
+    command = [sys.executable, "-m", "benchmarks.load", "--smoke"]
+    if shutil.which("taskset") is None:
+        if os.environ.get("CI") != "true":
+            pytest.skip("taskset (util-linux) is missing: the harness pins processes to cores")
+        command.append("--no-pin")  # CI must not skip: run unpinned, which the output says
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
+                            check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "callbridge rtt ms" in result.stdout, output
+    assert "relay rtt ms" in result.stdout, output
+    assert "saturation:" in result.stdout, output
+    smoke = re.search(r"^smoke: (.*)$", result.stdout, re.MULTILINE)
+    assert smoke is not None, output
+    runs = re.findall(r"(\w+) N=5 (\d+) frames, (\d+) echoed, (\d+) lost", smoke.group(1))
+    assert {name for name, *_ in runs} == {"relay", "callbridge"}, smoke.group(1)
+    for name, sent, echoed, lost in runs:
+        assert int(sent) >= 500, f"{name}: only {sent} frames in 3 s of 5 calls"
+        assert int(lost) == 0, f"{name} lost {lost} of {sent} frames"
+        assert int(echoed) == int(sent), f"{name}: {echoed} of {sent} frames came back"
+    pids = re.search(r"^pids: (.*) \(all stopped on exit\)$", result.stdout, re.MULTILINE)
+    assert pids is not None, output
+    started = [int(pid) for pid in re.findall(r"(\d+)", pids.group(1))]
+    assert len(started) >= 4  # echo upstream, callbridge, relay, callers
+    assert not [pid for pid in started if _alive(pid)], "processes left running"
