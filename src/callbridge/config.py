@@ -59,6 +59,7 @@ class Settings:
     max_calls: int | None = None
     overflow_number: str = ""  # where refused calls go (else a busy message)
     drain_seconds: float = 120.0
+    recordings_dir: str = "recordings"  # as-heard recordings (agents with record_audio)
     # after the call (callbridge.analytics)
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
     analysis_url: str = DEFAULT_ANALYSIS_URL  # a Chat Completions base URL
@@ -121,6 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         max_calls=_int(env, "CALLBRIDGE_MAX_CALLS", 0, 0, 100_000) or None,
         overflow_number=env.get("CALLBRIDGE_OVERFLOW_NUMBER", ""),
         drain_seconds=float(_int(env, "CALLBRIDGE_DRAIN_SECONDS", 120, 0, 86_400)),
+        recordings_dir=env.get("CALLBRIDGE_RECORDINGS_DIR") or "recordings",
         analysis_model=env.get("CALLBRIDGE_ANALYSIS_MODEL") or DEFAULT_ANALYSIS_MODEL,
         analysis_url=_url(env, "CALLBRIDGE_ANALYSIS_URL", DEFAULT_ANALYSIS_URL,
                           ("http", "https")),

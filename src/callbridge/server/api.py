@@ -9,11 +9,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from callbridge.errors import ConfigError
 from callbridge.server.outbound import place_call as place_call_via_rest
@@ -108,8 +108,60 @@ def get_call(server: CallbridgeServer) -> Handler:
             return _error(503, "the database is unavailable")
         if call is None:
             return _error(404, "no such call")
+        call["latency"] = latency_summary(call["events"])
         return JSONResponse(call)
     return handle
+
+
+def recording_link(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """A link to the call's as-heard recording, valid for a few minutes."""
+        refusal = _refusal(server, request)
+        if refusal is not None:
+            return refusal
+        assert server.store is not None
+        call_sid = request.path_params["call_sid"]
+        call = await server.store.get_call(call_sid)
+        if call is None or not call.get("audio_path"):
+            return _error(404, "this call has no as-heard recording")
+        url, expires = server.recordings.link(call_sid)
+        return JSONResponse({"url": url, "expires_at": expires,
+                             "seconds": call.get("audio_seconds")})
+    return handle
+
+
+def recording_file(server: CallbridgeServer) -> Handler:
+    async def handle(request: Request) -> Response:
+        """The recording itself, only through a valid, unexpired signed link."""
+        call_sid = request.path_params["call_sid"]
+        params = request.query_params
+        if not server.recordings.check(call_sid, params.get("expires", ""),
+                                       params.get("signature", "")):
+            return _error(403, "the link is invalid or has expired")
+        try:
+            path = server.recordings.path(call_sid)
+        except ValueError:
+            return _error(404, "no such recording")
+        if not path.is_file():
+            return _error(404, "no such recording")
+        return FileResponse(path, media_type="audio/wav", filename=path.name)
+    return handle
+
+
+def latency_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50/p95 of the call's turn latencies (caller-perceived and the model's share), in ms."""
+    heard = sorted(int(e["detail"]["ms"]) for e in events if e["kind"] == "turn_latency")
+    model = sorted(int(e["detail"]["model_ms"]) for e in events
+                   if e["kind"] == "turn_latency" and e["detail"].get("model_ms") is not None)
+    return {"turns": len(heard), "p50_ms": _percentile(heard, 0.5),
+            "p95_ms": _percentile(heard, 0.95), "model_p50_ms": _percentile(model, 0.5),
+            "model_p95_ms": _percentile(model, 0.95)}
+
+
+def _percentile(values: list[int], q: float) -> int | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def _filter(request: Request) -> CallFilter:

@@ -26,6 +26,7 @@ from callbridge.server import api, twilio_routes
 from callbridge.server.admission import Admission
 from callbridge.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from callbridge.server.metrics import Metrics
+from callbridge.server.recordings import RecordingStore
 from callbridge.server.registry import CallRegistry
 from callbridge.server.twilio_rest import TwilioRest
 from callbridge.store.journal import Journal
@@ -53,9 +54,12 @@ class CallbridgeServer:
                                       instance=settings.instance_id)
         self.metrics = Metrics()
         self.admission = Admission(settings.max_calls, settings.overflow_number)
+        self.recordings = RecordingStore(settings.recordings_dir, settings.api_token or
+                                         settings.token_secret or settings.twilio_auth_token)
         self.calls = CallRegistry(settings, self.writer if self.writer is not None else NULL_SINK,
                                   metrics=self.metrics,
-                                  on_upstream_down=lambda: self.admission.upstream_down(self.now()))
+                                  on_upstream_down=lambda: self.admission.upstream_down(self.now()),
+                                  recordings=self.recordings)
         self._watch()
         self.recovered_calls: list[str] = []
         self.analytics: BackgroundWorker | None = None  # `serve --with-worker`
@@ -144,6 +148,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> Starlette:
             Route("/api/calls", api.list_calls(server), methods=["GET"]),
             Route("/api/calls", api.place_call(server), methods=["POST"]),
             Route("/api/calls/{call_sid}", api.get_call(server), methods=["GET"]),
+            Route("/api/calls/{call_sid}/recording", api.recording_link(server),
+                  methods=["GET"]),
+            Route("/recordings/{call_sid}.wav", api.recording_file(server), methods=["GET"]),
             Route("/healthz", server.healthz, methods=["GET"]),
             Route("/readyz", server.readyz, methods=["GET"]),
             Route("/metrics", server.metrics_page, methods=["GET"]),

@@ -31,6 +31,7 @@ from callbridge.core.actions import (
     OpenUpstream,
     RedirectCall,
     RunTool,
+    SaveRecording,
     SendRealtime,
     SendTwilio,
     StartRecording,
@@ -43,9 +44,11 @@ from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
 from callbridge.logs import get_logger
 from callbridge.server.metrics import Metrics, outcome
+from callbridge.server.recordings import RecordingStore
 from callbridge.server.twilio_rest import TwilioRest, TwilioRestError
 from callbridge.server.upstream import describe_close, open_realtime
 from callbridge.store.records import (
+    AudioSaved,
     CallAnswered,
     CallEnded,
     CallOpened,
@@ -80,7 +83,8 @@ class Bridge:
                  sink: RecordSink = NULL_SINK, info: CallInfo | None = None,
                  profile: AgentProfile | None = None, rest: TwilioRest | None = None,
                  awaiting_answer: bool = False, metrics: Metrics | None = None,
-                 on_upstream_down: Callable[[], None] | None = None) -> None:
+                 on_upstream_down: Callable[[], None] | None = None,
+                 recordings: RecordingStore | None = None) -> None:
         self.call_sid = call_sid
         self.settings = settings
         self.info = info or CallInfo()
@@ -94,6 +98,7 @@ class Bridge:
         self._rest = rest
         self._metrics = metrics
         self._on_upstream_down = on_upstream_down
+        self._recordings = recordings
         self.transcript: list[TurnFinished] = []
         self.notes: Counter[str] = Counter()
         self.latencies: list[tuple[int, int | None]] = []  # (caller-perceived, model) ms
@@ -182,7 +187,7 @@ class Bridge:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._closers:
-            await asyncio.wait(self._closers, timeout=1.5)
+            await asyncio.wait(self._closers, timeout=10.0)
         if not self.finished.is_set():
             self._record_end()
             self.finished.set()
@@ -219,6 +224,8 @@ class Bridge:
             self._spawn(self._run_tool(action))
         elif isinstance(action, HangUp | RedirectCall | StartRecording):
             self._spawn(self._call_control(action))
+        elif isinstance(action, SaveRecording):
+            self._finish_with(self._save_recording(action))
         elif isinstance(action, TurnFinished):
             self.transcript.append(action)
             self._sink.submit(TurnRecorded(
@@ -381,6 +388,24 @@ class Bridge:
         with contextlib.suppress(ConnectionClosed):
             while (text := await queue.get()) is not None:
                 await ws.send(text)
+
+    def _finish_with(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Work that must outlive the call's tasks (shutdown waits for it, briefly)."""
+        task = asyncio.ensure_future(coroutine)
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _save_recording(self, action: SaveRecording) -> None:
+        if self._recordings is None:
+            return
+        try:
+            path, seconds = await self._recordings.save(self.call_sid, action.caller,
+                                                        action.agent)
+        except OSError as exc:
+            self._log.error("could not write the as-heard recording", error=str(exc))
+            return
+        self._log.info("as-heard recording written", seconds=round(seconds, 1))
+        self._sink.submit(AudioSaved(self.call_sid, str(path), round(seconds, 3)))
 
     def _close_upstream(self) -> None:
         """Close the Realtime socket now, in a task of its own that shutdown waits for (≤ 1.5 s)."""

@@ -13,6 +13,7 @@ from callbridge.config import Settings
 from callbridge.core.agent import AgentProfile
 from callbridge.server.bridge import Bridge, CallInfo
 from callbridge.server.metrics import Metrics
+from callbridge.server.recordings import RecordingStore
 from callbridge.server.twilio_rest import TwilioRest
 from callbridge.store.sink import NULL_SINK, RecordSink
 
@@ -20,8 +21,10 @@ from callbridge.store.sink import NULL_SINK, RecordSink
 class CallRegistry:
     def __init__(self, settings: Settings, sink: RecordSink = NULL_SINK, *,
                  metrics: Metrics | None = None,
-                 on_upstream_down: Callable[[], None] | None = None) -> None:
+                 on_upstream_down: Callable[[], None] | None = None,
+                 recordings: RecordingStore | None = None) -> None:
         self._settings = settings
+        self._recordings = recordings
         self.sink = sink
         self._metrics = metrics
         self._on_upstream_down = on_upstream_down
@@ -41,7 +44,8 @@ class CallRegistry:
         bridge = Bridge(call_sid, self._settings, on_finished=self._forget, sink=self.sink,
                         info=info, profile=profile, rest=self.rest,
                         awaiting_answer=awaiting_answer, metrics=self._metrics,
-                        on_upstream_down=self._on_upstream_down)
+                        on_upstream_down=self._on_upstream_down,
+                        recordings=self._recordings)
         self._bridges[call_sid] = bridge
         self._empty.clear()
         bridge.begin()

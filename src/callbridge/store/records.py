@@ -106,15 +106,24 @@ class RecordingStored:
     duration_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AudioSaved:
+    """The as-heard recording of the call was written."""
+
+    call_sid: str
+    path: str
+    seconds: float
+
+
 Record = (
     CallOpened | CallAnswered | TurnRecorded | ToolRecorded | EventRecorded | UsageRecorded
-    | CallEnded | StatusChanged | RecordingStored
+    | CallEnded | StatusChanged | RecordingStored | AudioSaved
 )
 
 RECORD_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (CallOpened, CallAnswered, TurnRecorded, ToolRecorded, EventRecorded,
-                UsageRecorded, CallEnded, StatusChanged, RecordingStored)
+                UsageRecorded, CallEnded, StatusChanged, RecordingStored, AudioSaved)
 }
 
 

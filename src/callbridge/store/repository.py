@@ -21,6 +21,7 @@ from callbridge.analytics.jobs import outbox_rows
 from callbridge.store import schema
 from callbridge.store.database import create_engine
 from callbridge.store.records import (
+    AudioSaved,
     CallAnswered,
     CallEnded,
     CallOpened,
@@ -126,6 +127,10 @@ class CallStore:
             ).values(status="in-progress", status_rank=IN_PROGRESS_RANK))
         elif isinstance(record, CallEnded):
             await self._end_call(connection, record)
+        elif isinstance(record, AudioSaved):
+            await connection.execute(update(calls).where(calls.c.call_sid == record.call_sid)
+                                     .values(audio_path=record.path,
+                                             audio_seconds=record.seconds))
         elif isinstance(record, RecordingStored) and record.status == "completed":
             await connection.execute(update(calls).where(calls.c.call_sid == record.call_sid)
                                      .values(recording_sid=record.recording_sid,

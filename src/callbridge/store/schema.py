@@ -46,6 +46,8 @@ calls = Table(
     Column("recording_sid", String(64)),
     Column("recording_url", Text),
     Column("stream_sid", String(64)),
+    Column("audio_path", Text),  # the as-heard recording, when the agent makes one
+    Column("audio_seconds", Float),
     Column("instance", String(128), nullable=False, default=""),
 )
 Index("ix_calls_created_at", calls.c.created_at)
