@@ -109,6 +109,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         timing=Timing(
             chunk_ms=_int(env, "CALLBRIDGE_CHUNK_MS", _TIMING.chunk_ms, 20, 200, step=20),
             lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
+            recycle_after_s=float(_int(env, "CALLBRIDGE_SESSION_RECYCLE_S",
+                                       int(_TIMING.recycle_after_s), 1, 3600)),
         ),
         stream_token_ttl=float(_int(env, "CALLBRIDGE_STREAM_TOKEN_TTL", 30, 1, 600)),
         database_url=_database_url(env),

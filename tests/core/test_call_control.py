@@ -30,6 +30,7 @@ from tests.core.drive import (
     event,
     mark_frame,
     marks,
+    media_frame,
     realtime_out,
     session_updated,
     start_frame,
@@ -408,3 +409,41 @@ def test_caller_speech_over_the_comfort_sound_is_not_a_barge_in() -> None:
                                item_id="u"))
     assert twilio_out(actions) == [tw.SendClear(STREAM_SID)]
     assert not any(isinstance(a, Note) and a.kind == "barge_in" for a in actions)
+
+
+def test_the_upstream_session_is_replaced_before_its_cap_at_a_quiet_moment() -> None:
+    """After recycle_after_s, at a turn boundary: a new session with the history, no greeting,
+    no comfort tone, and the caller's audio meanwhile kept for it."""
+    from callbridge.core.session import Timing
+
+    d = Driver(AgentProfile(greeting="Hello!"), Timing(recycle_after_s=10.0))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=500, item_id="u1"))
+    d.realtime(event("conversation.item.input_audio_transcription.completed", item_id="u1",
+                     content_index=0, transcript="Book a table"))
+    sent = marks(d.respond("a1", 800, response="r1", text="For when?"))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="r1", item_id="a1",
+                                   output_index=0, content_index=0)))
+    done(d, "r1")
+    play_everything(d, sent)
+    recycled = d.advance(10.5)
+    assert CloseUpstream("session recycle") in recycled
+    assert OpenUpstream(attempt=0, delay=0.0) in recycled
+    assert comfort_sent(recycled) == 0
+    assert realtime_out(d.twilio(media_frame(timestamp=9000))) == [], "kept for the new session"
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    ready = realtime_out(d.realtime(session_updated()))
+    items = [e.item for e in ready if isinstance(e, rt.CreateItem)]
+    assert items[0]["content"][0]["text"] == "Book a table"
+    assert not any(isinstance(e, rt.CreateResponse) for e in ready), "no greeting, no reply"
+    assert isinstance(ready[-1], rt.AppendAudio)
+
+
+def test_a_busy_moment_postpones_the_recycle() -> None:
+    """While the agent is talking the session is not replaced."""
+    from callbridge.core.session import Timing
+
+    d = Driver(timing=Timing(recycle_after_s=10.0))
+    d.realtime(event("response.created", response={"id": "r1"}))
+    assert not any(isinstance(a, CloseUpstream) for a in d.advance(12.0))
+    assert any(isinstance(a, CloseUpstream) for a in done(d, "r1") + d.advance(0.1))

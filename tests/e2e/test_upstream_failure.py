@@ -92,3 +92,26 @@ async def test_upstream_error_events_do_not_end_the_call() -> None:
             await caller.wait_for_agent_audio(timeout=5.0, after=caller.spoken_until)
             assert h.bridge_of(caller).session.stats.upstream_errors == 1
             await caller.hang_up()
+
+
+async def test_the_session_is_recycled_before_its_cap_without_the_caller_noticing() -> None:
+    """CALLBRIDGE_SESSION_RECYCLE_S=2: a second session, seeded, and the call goes on."""
+    replies = [Reply(text="Sure, what time?", audio=speechlike(0.8, seed=31))]
+    async with harness(replies, env={"CALLBRIDGE_SESSION_RECYCLE_S": "2"},
+                       user_transcripts=["A table for two", "At eight"]) as h:
+        async with await connected_call(h) as caller:
+            await caller.say(speechlike(0.8, seed=32))
+            await caller.wait_for_agent_audio(timeout=5.0, after=caller.spoken_until)
+            await caller.wait_until_agent_quiet(quiet_for=0.3, timeout=5.0)
+            await h.fake.wait_for(lambda: len(h.fake.connections) == 2, timeout=5.0)
+            await h.fake.wait_for_event("conversation.item.create", timeout=5.0)
+            await caller.say(speechlike(0.8, seed=33))
+            await caller.wait_for_agent_audio(timeout=5.0, after=caller.spoken_until)
+            await caller.hang_up()
+        second = h.fake.connections[1]
+        items = created_items(second)
+        assert items[0]["content"][0]["text"] == "A table for two"
+        assert items[1]["role"] == "assistant"
+        assert h.bridge_of(caller).notes["upstream_recycle"] >= 1
+        assert caller.fallback_said == []
+        assert h.fake.violations == []

@@ -27,6 +27,7 @@ from callbridge.core.actions import (
     SendRealtime,
 )
 from callbridge.core.agent import AgentProfile, instructed, say_exactly
+from callbridge.core.audio_path import AudioPath
 from callbridge.core.control import MACHINE_ANSWERS, Deadlines, Due, transfer_twiml
 from callbridge.core.history import ConversationHistory
 from callbridge.core.outbound import OutboundAudio
@@ -65,6 +66,9 @@ class CallControl:
     _closed: bool
     _response_audio: set[str]
     _caller_speaking: bool
+    _recycling: bool
+    _audio_origin_ms: int | None
+    _audio: AudioPath
     _timer_at: float | None
     _dtmf: list[str]
     _dtmf_turns: int
@@ -241,6 +245,17 @@ class CallControl:
                     OpenUpstream(attempt=0, delay=0.0)]
         return [note, self._session_update()]
 
+    def _recycle_upstream(self) -> list[Action]:
+        """Replace the Realtime session before its 60-minute cap, at a quiet turn boundary: the
+        caller's audio waits in the backlog for the new session, which gets the conversation."""
+        self._deadlines.recycle_at = None
+        self._recycling = True
+        self._audio_origin_ms = None  # the new session's audio clock starts afresh
+        self._audio.caller_reset()
+        self.upstream = UpstreamState.OPENING
+        return [Note("upstream_recycle"), CloseUpstream("session recycle"),
+                OpenUpstream(attempt=0, delay=0.0)]
+
     def _set_closing(self, closing: HangUp | RedirectCall, now: float) -> None:
         if self._closing is None:
             self._closing = closing
@@ -286,6 +301,8 @@ class CallControl:
                 actions += self._flush_dtmf()
             elif due is Due.FILLER:
                 actions += self._say_fillers(now)
+            elif due is Due.RECYCLE:
+                actions += self._recycle_upstream()
             elif due is Due.ANSWER_TIMEOUT:
                 deadlines.answer_by = None
                 actions += [Note("answer_timeout"), *self.answered_by("unknown", now)]

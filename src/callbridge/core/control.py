@@ -25,6 +25,7 @@ class Due(Enum):
     FILLER = "filler"
     CLOSE_ANYWAY = "close_anyway"
     ANSWER_TIMEOUT = "answer_timeout"
+    RECYCLE = "recycle"
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Deadlines:
     fillers: dict[str, float] = field(default_factory=dict)  # call_id → when
     close_at: float | None = None
     answer_by: float | None = None  # outbound: when to stop waiting for the AMD verdict
+    recycle_at: float | None = None  # when the upstream session should be replaced
 
     def start(self, now: float) -> None:
         self.stream_started = now
@@ -74,6 +76,8 @@ class Deadlines:
         start = self.stream_started
         if start is None:
             return pending
+        if self.recycle_at is not None and idle_possible:
+            pending.append((Due.RECYCLE, self.recycle_at))
         if p.max_call_s is not None:
             limit = start + p.max_call_s
             if not self.warned and p.warn_before_s < p.max_call_s:

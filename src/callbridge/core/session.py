@@ -75,6 +75,8 @@ class Timing:
     input_backlog_ms: int = 3000
     history_items: int = 60
     history_chars: int = 24_000
+    # OpenAI ends a Realtime session at 60 min; replace it at a quiet turn boundary before that
+    recycle_after_s: float = 55 * 60
 
 
 @dataclass(slots=True)
@@ -151,6 +153,7 @@ class CallSession(CallControl):
         self._model_ms: int | None = None
         self._audio = audio_path(profile.audio_format)  # fixed for the whole call
         self._comfort = comfort_loop(profile.comfort_sound)
+        self._recycling = False  # a planned session replacement: no comfort tone, no resume
         self._heard = AsHeardTimeline() if profile.record_audio else None
         self._comfort_at = 0
         self._media_ms = 0  # the latest Twilio media timestamp: the call's media clock
@@ -215,6 +218,7 @@ class CallSession(CallControl):
         ):
             return []
         actions: list[Action] = [Note(kind, {"reason": reason, "retries": self._retries})]
+        self._recycling = False  # a failed replacement is an outage like any other
         self._audio_origin_ms = None
         self._audio.caller_reset()
         self._abandon_active_response()
@@ -395,6 +399,8 @@ class CallSession(CallControl):
     def _on_ready(self, now: float) -> list[Action]:
         self.upstream = UpstreamState.READY
         self._retries = 0
+        self._recycling = False
+        self._deadlines.recycle_at = now + self.timing.recycle_after_s
         actions: list[Action] = []
         if self._ever_ready:
             items = self.history.items(self.timing.history_items, self.timing.history_chars)
@@ -637,8 +643,8 @@ class CallSession(CallControl):
             return False
         waiting_on_tool = (bool(self._tools_running) and not self._deadlines.fillers
                            and self._active_response is None and not self._response_requested)
-        reconnecting = self._ever_ready and self.upstream in (UpstreamState.OPENING,
-                                                              UpstreamState.CONFIGURING)
+        reconnecting = (self._ever_ready and not self._recycling
+                        and self.upstream in (UpstreamState.OPENING, UpstreamState.CONFIGURING))
         if not (waiting_on_tool or reconnecting):
             return False
         return not self._playback.others_pending(COMFORT_ITEM)
