@@ -96,6 +96,8 @@ async def test_a_simulated_call_is_recorded_exactly(database_url: str, tmp_path:
     kinds = [e["kind"] for e in call["events"]]
     assert kinds[-1] == "call_stats"
     assert "upstream_ready" in kinds
+    assert call["latency"]["turns"] == 1, "one caller turn answered (the greeting is not one)"
+    assert call["latency"]["p50_ms"] >= 500, "at least the VAD's 500 ms of silence"
 
 
 async def test_duplicate_webhooks_and_sockets_make_one_call(database_url: str,
