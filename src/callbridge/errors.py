@@ -6,7 +6,14 @@
     │   ├── TwilioProtocolError  a Media Streams frame that is not valid JSON or lacks a field
     │   └── RealtimeProtocolError an OpenAI Realtime event that is not valid JSON or lacks a field
     ├── InvalidState             a method was called in a state that forbids it (local fault)
-    └── UpstreamError            the Realtime socket could not be opened or was lost
+    ├── UpstreamError            the Realtime socket could not be opened or was lost
+    ├── TwilioRestError          Twilio's REST API refused or could not be reached
+    │                            (server/twilio_rest.py)
+    ├── AnalysisError            a post-call analysis failed (analytics/analyzer.py)
+    └── LeaseLost                a worker lost its claim on a job (analytics/jobs.py)
+
+ToolDefinitionError and ToolLoadError (tools/errors.py) are ConfigErrors: a broken tool stops
+start-up with one line.
 
 Adapters translate library exceptions into these at one boundary, chaining with `from exc`.
 """
