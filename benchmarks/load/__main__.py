@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = args.out or REPO / "docs" / "benchmarks"
     try:
         return asyncio.run(run(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted; every process the harness started has been stopped", file=sys.stderr)
         return 130
     except RuntimeError as exc:

@@ -159,7 +159,8 @@ def render(result: dict[str, Any]) -> str:
                      "each webhook opens an upstream socket): /voice p50/p99/max "
                      f"{_triple(hook['voice_ms'], 1)} ms, status callback "
                      f"{_triple(hook['status_ms'], 1)} ms, {hook['failed']} failed, "
-                     f"server CPU {_f(hook.get('server_cpu'), 0)}%")]
+                     f"server CPU {_f(hook.get('server_cpu'), 0)}%, other processes "
+                     f"{_f(hook.get('other_cpu'), 0)}%")]
     for text in result.get("profiles", []):
         out += ["", text]
     return "\n".join(out)

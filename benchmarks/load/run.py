@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -249,11 +250,14 @@ class Run:
         await self.callers.ask({"cmd": "target", "target": asdict(server.target)})
         self.say(f"[{server.name}] webhook test: POST /voice at {args.webhook_rate:g}/s for "
                  f"{args.webhook_seconds:g} s")
+        await self._wait_quiet(f"[{server.name}] webhook test")
         meter = CpuMeter([server.pid] if server.pid else [])
+        ours, machine_meter = CpuMeter(self._ours()), MachineMeter()
         hook = await self.callers.ask(
             {"cmd": "webhooks", "rate": args.webhook_rate, "seconds": args.webhook_seconds},
             within=60 + 3 * args.webhook_seconds)
         hook["server_cpu"] = meter.read() if server.pid else None
+        hook["other_cpu"] = max(0.0, machine_meter.read() - ours.read())
         hook["rate"] = args.webhook_rate
         return hook
 
@@ -262,6 +266,12 @@ class Run:
 
 
 async def run(args: argparse.Namespace) -> int:
+    """The whole run; SIGINT/SIGTERM cancel it, and every process it started is stopped."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`&`)
+        loop.add_signal_handler(sig, main.cancel)
     workdir = Path(tempfile.mkdtemp(prefix="callbridge-load-"))
     try:
         async with Processes(workdir) as procs:

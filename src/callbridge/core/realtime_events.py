@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from callbridge.errors import RealtimeProtocolError
 
 _COMPACT = (",", ":")
@@ -224,7 +226,7 @@ ServerEvent = (
 def parse(text: str | bytes) -> ServerEvent:
     """Parse one server frame. Raises `RealtimeProtocolError`; unknown types become `Unknown`."""
     try:
-        event = json.loads(text)
+        event = orjson.loads(text)
     except (ValueError, TypeError, RecursionError) as exc:
         raise RealtimeProtocolError(f"event is not JSON: {exc}") from exc
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):

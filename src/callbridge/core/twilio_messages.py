@@ -10,9 +10,10 @@ No I/O. No clock.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from callbridge.errors import TwilioProtocolError
 
@@ -70,7 +71,7 @@ Inbound = Connected | Start | Media | Dtmf | MarkEcho | Stop
 def parse(text: str | bytes) -> Inbound:
     """Parse one text frame from Twilio. Raises `TwilioProtocolError` for anything unusable."""
     try:
-        message = json.loads(text)
+        message = orjson.loads(text)
     except (ValueError, TypeError, RecursionError) as exc:
         raise TwilioProtocolError(f"frame is not JSON: {exc}") from exc
     if not isinstance(message, dict):
@@ -151,10 +152,9 @@ class SendMark:
     name: str
 
     def serialize(self) -> str:
-        return json.dumps(
-            {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": self.name}},
-            separators=(",", ":"),
-        )
+        return orjson.dumps(
+            {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": self.name}}
+        ).decode()
 
 
 @dataclass(frozen=True, slots=True)
