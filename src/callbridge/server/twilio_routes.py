@@ -38,6 +38,20 @@ MAX_FRAMES_BEFORE_START = 8
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+SignedHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
+
+
+def _signed(server: CallbridgeServer, handler: SignedHandler) -> Handler:
+    """`handler` runs only for a request Twilio signed; it gets the form fields."""
+    async def handle(request: Request) -> Response:
+        params = await _signed_form(server, request)
+        if params is None:
+            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
+        return await handler(request, params)
+    handle.__doc__ = handler.__doc__
+    return handle
+
+
 async def _signed_form(server: CallbridgeServer, request: Request) -> dict[str, str] | None:
     """The webhook's form fields, or None when the signature does not match."""
     form = await request.form()
@@ -49,11 +63,8 @@ async def _signed_form(server: CallbridgeServer, request: Request) -> dict[str, 
 
 
 def voice(server: CallbridgeServer) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request, params: dict[str, str]) -> Response:
         """Incoming call: answer `<Connect><Stream>` and start opening the upstream."""
-        params = await _signed_form(server, request)
-        if params is None:
-            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
         call_sid = params.get("CallSid", "")
         if not call_sid:
             return PlainTextResponse("CallSid is missing\n", status_code=400)
@@ -68,7 +79,7 @@ def voice(server: CallbridgeServer) -> Handler:
         profile = server.settings.directory.for_number(called)
         server.calls.open(call_sid, info, profile=profile)
         return _connect(server, call_sid, caller, called)
-    return handle
+    return _signed(server, handle)
 
 
 def _refused(server: CallbridgeServer, call_sid: str) -> Response | None:
@@ -91,11 +102,8 @@ def _connect(server: CallbridgeServer, call_sid: str, caller: str, called: str) 
 
 
 def outbound_answer(server: CallbridgeServer) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request, params: dict[str, str]) -> Response:
         """The callee of an outbound call answered: connect the stream with the call's agent."""
-        params = await _signed_form(server, request)
-        if params is None:
-            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
         call_sid = params.get("CallSid", "")
         if not call_sid:
             return PlainTextResponse("CallSid is missing\n", status_code=400)
@@ -113,43 +121,34 @@ def outbound_answer(server: CallbridgeServer) -> Handler:
         server.calls.open(call_sid, info, profile=profile,
                           awaiting_answer=request.query_params.get("amd") == "1")
         return _connect(server, call_sid, ours, theirs)
-    return handle
+    return _signed(server, handle)
 
 
 def amd(server: CallbridgeServer) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request, params: dict[str, str]) -> Response:
         """Async answering-machine detection: a person or a machine answered."""
-        params = await _signed_form(server, request)
-        if params is None:
-            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
         bridge = server.calls.get(params.get("CallSid", ""))
         if bridge is not None:
             bridge.answered_by(params.get("AnsweredBy", "unknown"))
         return Response(status_code=204)
-    return handle
+    return _signed(server, handle)
 
 
 def recording(server: CallbridgeServer) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request, params: dict[str, str]) -> Response:
         """A recording finished (or failed): keep its reference with the call."""
-        params = await _signed_form(server, request)
-        if params is None:
-            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
         duration = params.get("RecordingDuration", "")
         server.calls.sink.submit(RecordingStored(
             params.get("CallSid", ""), params.get("RecordingSid", ""),
             params.get("RecordingUrl", ""), params.get("RecordingStatus", ""),
             float(duration) if duration.isdigit() else None))
         return Response(status_code=204)
-    return handle
+    return _signed(server, handle)
 
 
 def status(server: CallbridgeServer) -> Handler:
-    async def handle(request: Request) -> Response:
+    async def handle(request: Request, params: dict[str, str]) -> Response:
         """Twilio's call status callback: recorded in any order; `completed` ends a live call."""
-        params = await _signed_form(server, request)
-        if params is None:
-            return PlainTextResponse("invalid Twilio signature\n", status_code=403)
         call_sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
         if not call_sid or not call_status:
             return PlainTextResponse("CallSid and CallStatus are required\n", status_code=400)
@@ -163,7 +162,7 @@ def status(server: CallbridgeServer) -> Handler:
         if bridge is not None and call_status in TERMINAL:
             bridge.end(f"Twilio reports the call {call_status}")
         return Response(status_code=204)
-    return handle
+    return _signed(server, handle)
 
 
 def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[None]]:
