@@ -583,8 +583,9 @@ def test_types_the_core_does_not_act_on_become_unknown(payload: dict[str, Any]) 
                      id="created-response-string"),
         pytest.param('{"type": "response.done", "response": {"status": "completed"}}',
                      id="done-without-id"),
-        pytest.param('{"type": "response.done", "response": {"id": "r", "status_details": [1]}}',
-                     id="done-details-list"),
+        pytest.param('{"type": "response.done", "response": [1]}', id="done-response-list"),
+        pytest.param('{"type": "response.output_audio.delta", "response_id": "r", "item_id": [1],'
+                     ' "delta": ""}', id="delta-item-id-list"),
         pytest.param(
             '{"type": "response.function_call_arguments.done", "name": "f", "arguments": "{}"}',
             id="function-call-without-call-id",
@@ -691,3 +692,10 @@ def test_arbitrary_text_parses_or_raises_only_realtime_protocol_error(text: str 
 def test_arbitrary_json_parses_or_raises_only_realtime_protocol_error(value: object) -> None:
     """No JSON value, however close to a handled event, makes parse() raise anything else."""
     _parse_or_protocol_error(json.dumps(value))
+
+
+def test_optional_fields_of_the_wrong_type_are_read_as_absent() -> None:
+    """A usage or status_details that is not an object is ignored, not fatal."""
+    event = rt.parse('{"type": "response.done", "response": {"id": "r", "status": "completed",'
+                     ' "status_details": [1], "usage": "unavailable"}}')
+    assert event == rt.ResponseDone("r", "completed", None, {})

@@ -248,55 +248,75 @@ def _text(value: object) -> str:
 
 
 def _error(e: dict[str, Any]) -> ServerError:
-    err = e.get("error") or {}
+    err = _object(e.get("error") or {})
+    code, event_id = err.get("code"), err.get("event_id")
     return ServerError(
         type=str(err.get("type", "")),
-        code=err.get("code"),
+        code=code if isinstance(code, str) else None,
         message=str(err.get("message", "")),
-        event_id=err.get("event_id"),
+        event_id=event_id if isinstance(event_id, str) else None,
     )
 
 
 def _response_done(e: dict[str, Any]) -> ResponseDone:
-    response = e["response"]
-    details = response.get("status_details") or {}
+    response = _object(e["response"])
+    details = response.get("status_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    usage = response.get("usage")
     return ResponseDone(
-        response_id=response["id"],
-        status=response.get("status", "completed"),
-        reason=details.get("reason"),
-        usage=response.get("usage") or {},
+        response_id=_text(response["id"]),
+        status=_text(response.get("status", "completed")),
+        reason=reason if isinstance(reason, str) else None,
+        usage=usage if isinstance(usage, dict) else {},
     )
 
 
+def _object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _optional_text(value: object) -> str:
+    """A text field the server may leave out or null: "" then."""
+    return "" if value is None else _text(value)
+
+
+# Every id and text the session keys on or joins is checked to be a string here, so a wrongly
+# typed field is a protocol error (counted, dropped), never an exception inside the session.
 _BUILDERS: dict[str, Callable[[dict[str, Any]], ServerEvent]] = {
     "response.output_audio.delta": lambda e: AudioDelta(
-        e["response_id"], e["item_id"], int(e.get("content_index", 0)), _text(e["delta"])
+        _text(e["response_id"]), _text(e["item_id"]), int(e.get("content_index", 0)),
+        _text(e["delta"]),
     ),
     "response.output_audio.done": lambda e: AudioDone(
-        e["response_id"], e["item_id"], int(e.get("content_index", 0))
+        _text(e["response_id"]), _text(e["item_id"]), int(e.get("content_index", 0))
     ),
     "response.output_audio_transcript.delta": lambda e: TranscriptDelta(
-        e["response_id"], e["item_id"], e["delta"]
+        _text(e["response_id"]), _text(e["item_id"]), _text(e["delta"])
     ),
     "response.output_audio_transcript.done": lambda e: TranscriptDone(
-        e["response_id"], e["item_id"], e.get("transcript") or ""
+        _text(e["response_id"]), _text(e["item_id"]), _optional_text(e.get("transcript"))
     ),
     "input_audio_buffer.speech_started": lambda e: SpeechStarted(
-        int(e.get("audio_start_ms", 0)), e["item_id"]
+        int(e.get("audio_start_ms", 0)), _text(e["item_id"])
     ),
     "input_audio_buffer.speech_stopped": lambda e: SpeechStopped(
-        int(e.get("audio_end_ms", 0)), e["item_id"]
+        int(e.get("audio_end_ms", 0)), _text(e["item_id"])
     ),
-    "response.created": lambda e: ResponseCreated(e["response"]["id"]),
+    "response.created": lambda e: ResponseCreated(_text(_object(e["response"])["id"])),
     "response.done": _response_done,
     "response.function_call_arguments.done": lambda e: FunctionCallDone(
-        e.get("response_id", ""), e.get("item_id", ""), e["call_id"], e["name"], e["arguments"]
+        _optional_text(e.get("response_id")), _optional_text(e.get("item_id")),
+        _text(e["call_id"]), _text(e["name"]), _text(e["arguments"]),
     ),
     "conversation.item.input_audio_transcription.completed": lambda e: InputTranscription(
-        e["item_id"], e.get("transcript") or ""
+        _text(e["item_id"]), _optional_text(e.get("transcript"))
     ),
-    "conversation.item.truncated": lambda e: ItemTruncated(e["item_id"], int(e["audio_end_ms"])),
-    "session.created": lambda e: SessionCreated(dict(e["session"])),
-    "session.updated": lambda e: SessionUpdated(dict(e["session"])),
+    "conversation.item.truncated": lambda e: ItemTruncated(
+        _text(e["item_id"]), int(e["audio_end_ms"])
+    ),
+    "session.created": lambda e: SessionCreated(_object(e["session"])),
+    "session.updated": lambda e: SessionUpdated(_object(e["session"])),
     "error": _error,
 }

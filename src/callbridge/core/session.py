@@ -157,6 +157,7 @@ class CallSession(CallControl):
         self._heard = AsHeardTimeline() if profile.record_audio else None
         self._comfort_at = 0
         self._media_ms = 0  # the latest Twilio media timestamp: the call's media clock
+        self._media_at = 0.0  # when the latest media frame arrived (our clock)
         self._audio_origin_ms: int | None = None  # media time of this upstream's first frame
         self._speech_started_at: dict[str, float] = {}
         self._truncates = 0
@@ -265,7 +266,7 @@ class CallSession(CallControl):
             self.stats.malformed_twilio += 1
             return _sampled_note("malformed_twilio_frame", self.stats.malformed_twilio, exc)
         if type(message) is tw.Media:
-            return self._on_media(message)
+            return self._on_media(message, now)
         actions: list[Action] = []
         if isinstance(message, tw.MarkEcho):
             actions = self._on_mark(message, now)
@@ -282,9 +283,10 @@ class CallSession(CallControl):
         """The media socket is gone (after `stop`, after our `EndStream`, or abruptly)."""
         return self._end(now, self.end_reason or "media stream closed")
 
-    def _on_media(self, media: tw.Media) -> list[Action]:
+    def _on_media(self, media: tw.Media, now: float) -> list[Action]:
         self.stats.frames_in += 1
         self._media_ms = media.timestamp
+        self._media_at = now
         if self.state is not CallState.STREAMING:
             return []
         if self._heard is not None:
@@ -292,9 +294,17 @@ class CallSession(CallControl):
         if self.upstream is UpstreamState.READY:
             if self._audio_origin_ms is None:
                 self._audio_origin_ms = media.timestamp
-            return [SendRealtime(rt.AppendAudio(self._audio.caller_audio(media.payload)))]
+            return self._forward_caller(media.payload)
         self._input_backlog.append(media.payload)
         return []
+
+    def _forward_caller(self, payload: str) -> list[Action]:
+        """Caller audio to the Realtime session, in the session's format."""
+        try:
+            return [SendRealtime(rt.AppendAudio(self._audio.caller_audio(payload)))]
+        except (binascii.Error, ValueError) as exc:  # only the PCM16 path decodes it
+            self.stats.malformed_twilio += 1
+            return _sampled_note("malformed_twilio_frame", self.stats.malformed_twilio, exc)
 
     def _on_start(self, start: tw.Start, now: float) -> list[Action]:
         if self.state is not CallState.CONNECTING:
@@ -417,8 +427,8 @@ class CallSession(CallControl):
                 actions.append(self._request_response(greeting))
         self._resume_after_reconnect = False
         if self.state is CallState.STREAMING:
-            actions += [SendRealtime(rt.AppendAudio(self._audio.caller_audio(p)))
-                        for p in self._input_backlog]
+            for payload in self._input_backlog:
+                actions += self._forward_caller(payload)
             # the new session's audio clock starts at the oldest frame it is given
             self._audio_origin_ms = self._media_ms - 20 * len(self._input_backlog)
         self._input_backlog.clear()
