@@ -60,6 +60,7 @@ class Settings:
     overflow_number: str = ""  # where refused calls go (else a busy message)
     drain_seconds: float = 120.0
     recordings_dir: str = "recordings"  # as-heard recordings (agents with record_audio)
+    max_body_bytes: int = 64 * 1024  # larger HTTP request bodies are refused with 413
     # after the call (callbridge.analytics)
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
     analysis_url: str = DEFAULT_ANALYSIS_URL  # a Chat Completions base URL
@@ -125,6 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         overflow_number=env.get("CALLBRIDGE_OVERFLOW_NUMBER", ""),
         drain_seconds=float(_int(env, "CALLBRIDGE_DRAIN_SECONDS", 120, 0, 86_400)),
         recordings_dir=env.get("CALLBRIDGE_RECORDINGS_DIR") or "recordings",
+        max_body_bytes=_int(env, "CALLBRIDGE_MAX_BODY_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024),
         analysis_model=env.get("CALLBRIDGE_ANALYSIS_MODEL") or DEFAULT_ANALYSIS_MODEL,
         analysis_url=_url(env, "CALLBRIDGE_ANALYSIS_URL", DEFAULT_ANALYSIS_URL,
                           ("http", "https")),

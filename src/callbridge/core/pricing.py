@@ -41,9 +41,9 @@ def prices_for(model: str) -> Prices:
 def response_cost(model: str, usage: Mapping[str, Any]) -> float:
     """USD for one `response.done` usage object (image tokens are not priced: phones send none)."""
     p = prices_for(model)
-    inputs = usage.get("input_token_details") or {}
-    outputs = usage.get("output_token_details") or {}
-    cached = inputs.get("cached_tokens_details") or {}
+    inputs = _mapping(usage.get("input_token_details"))
+    outputs = _mapping(usage.get("output_token_details"))
+    cached = _mapping(inputs.get("cached_tokens_details"))
     text_cached = _n(cached, "text_tokens")
     audio_cached = _n(cached, "audio_tokens")
     usd = (
@@ -52,6 +52,11 @@ def response_cost(model: str, usage: Mapping[str, Any]) -> float:
         + _n(outputs, "text_tokens") * p.text_out + _n(outputs, "audio_tokens") * p.audio_out
     )
     return usd / 1_000_000
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """A nested usage object, or an empty one when the server sent something else."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _n(values: Mapping[str, Any], key: str) -> int:

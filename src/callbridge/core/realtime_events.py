@@ -119,8 +119,9 @@ class SessionUpdated:
 
     def audio_format(self, direction: str) -> str | None:
         """The effective `audio.<direction>.format.type`, e.g. "audio/pcmu"."""
-        audio = self.session.get("audio") or {}
-        fmt = (audio.get(direction) or {}).get("format") or {}
+        audio = self.session.get("audio")
+        side = audio.get(direction) if isinstance(audio, dict) else None
+        fmt = side.get("format") if isinstance(side, dict) else None
         kind = fmt.get("type") if isinstance(fmt, dict) else None
         return kind if isinstance(kind, str) else None
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -24,6 +25,7 @@ from callbridge.core.signature import SignatureChecker
 from callbridge.core.tokens import StreamTokens, derive_secret
 from callbridge.server import api, twilio_routes
 from callbridge.server.admission import Admission
+from callbridge.server.limits import BodySizeLimit
 from callbridge.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from callbridge.server.metrics import Metrics
 from callbridge.server.recordings import RecordingStore
@@ -155,6 +157,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> Starlette:
             Route("/readyz", server.readyz, methods=["GET"]),
             Route("/metrics", server.metrics_page, methods=["GET"]),
         ],
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )
     app.state.callbridge = server

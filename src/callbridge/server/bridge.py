@@ -478,7 +478,9 @@ def _observe(metrics: Metrics, kind: str, detail: dict[str, Any]) -> None:
 
 def _observe_usage(metrics: Metrics, usage: dict[str, Any], cost: float) -> None:
     for direction in ("input", "output"):
-        details = usage.get(f"{direction}_token_details") or {}
+        details = usage.get(f"{direction}_token_details")
+        if not isinstance(details, dict):
+            continue
         for kind in ("text", "audio"):
             count = details.get(f"{kind}_tokens")
             if isinstance(count, int) and count > 0:

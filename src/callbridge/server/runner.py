@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.applications import Starlette
 
+from callbridge.server.limits import HeaderTimeoutProtocol
+
 
 def uvicorn_config(app: Starlette, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     return uvicorn.Config(
@@ -22,7 +24,7 @@ def uvicorn_config(app: Starlette, host: str, port: int, log_level: str = "info"
         port=port,
         log_level=log_level,
         ws="websockets-sansio",
-        http="httptools",
+        http=HeaderTimeoutProtocol,  # httptools, with a deadline for request headers
         lifespan="on",
         access_log=False,
         log_config=None,  # uvicorn's lines go through our structured logging

@@ -296,19 +296,29 @@ def _tool_row(r: ToolRecorded) -> dict[str, Any]:
 
 
 def _usage_row(r: UsageRecorded) -> dict[str, Any]:
-    inputs = r.usage.get("input_token_details") or {}
-    outputs = r.usage.get("output_token_details") or {}
+    inputs = _mapping(r.usage.get("input_token_details"))
+    outputs = _mapping(r.usage.get("output_token_details"))
     return {
         "call_sid": r.call_sid, "response_id": r.response_id,
-        "input_tokens": int(r.usage.get("input_tokens", 0) or 0),
-        "output_tokens": int(r.usage.get("output_tokens", 0) or 0),
-        "input_text_tokens": int(inputs.get("text_tokens", 0) or 0),
-        "input_audio_tokens": int(inputs.get("audio_tokens", 0) or 0),
-        "input_cached_tokens": int(inputs.get("cached_tokens", 0) or 0),
-        "output_text_tokens": int(outputs.get("text_tokens", 0) or 0),
-        "output_audio_tokens": int(outputs.get("audio_tokens", 0) or 0),
+        "input_tokens": _count(r.usage, "input_tokens"),
+        "output_tokens": _count(r.usage, "output_tokens"),
+        "input_text_tokens": _count(inputs, "text_tokens"),
+        "input_audio_tokens": _count(inputs, "audio_tokens"),
+        "input_cached_tokens": _count(inputs, "cached_tokens"),
+        "output_text_tokens": _count(outputs, "text_tokens"),
+        "output_audio_tokens": _count(outputs, "audio_tokens"),
         "cost_usd": r.cost_usd, "detail": r.usage,
     }
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(values: dict[str, Any], key: str) -> int:
+    """A token count from the model's usage object; anything but a whole number counts 0."""
+    value = values.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 _INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any]]]] = {

@@ -1,0 +1,287 @@
+"""One fault-injection rig: the real server in-process, a fake model (optionally behind a fault
+proxy), a call record on SQLite or PostgreSQL — and what each injection is measured by.
+
+Every injection ends in an `Injection`: how the call came out (continued, ended gracefully with
+the apology or a clean close, or died), data lost (turns the bridge finished but the record does
+not hold; caller frames that reached no upstream session) and the audible gap (the longest
+silence the caller heard between the fault and the agent's recovery, from `heard_segments`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from callbridge.config import load_settings
+from callbridge.server.app import CallbridgeServer, create_app
+from callbridge.server.runner import running
+from callbridge.testing.fake_caller import FakeTwilioCaller, NotStreaming
+from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
+from callbridge.testing.fault_proxy import FaultProxy
+from callbridge.testing.speech import speechlike
+from tests.databases import fresh_database
+from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, Harness
+
+CONTINUED = "continued"
+ENDED_GRACEFULLY = "ended gracefully"
+DIED = "died"
+
+
+@dataclass
+class Injection:
+    """What one injected fault did to one call."""
+
+    outcome: str
+    turns_finished: int
+    turns_lost: int | None  # finished by the bridge, missing from the record
+    frames_sent: int | None
+    frames_lost: int | None  # sent by the caller, appended to no upstream session
+    gap_s: float | None  # longest silence heard between the fault and the recovery
+    healthy: bool  # /healthz 200, no live call left, every upstream socket closed
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Rig:
+    """A running rig: the harness (fake model, server, its state) and the fault proxies."""
+
+    h: Harness
+    proxy: FaultProxy | None  # between the server and the fake model
+    database_url: str
+    database_proxy: FaultProxy | None = None  # between the server and the database
+
+    @property
+    def fake(self) -> FakeRealtimeServer:
+        return self.h.fake
+
+    @property
+    def state(self) -> CallbridgeServer:
+        return self.h.state
+
+    async def call(self, **options: Any) -> FakeTwilioCaller:
+        """A caller that has dialled and connected its media stream."""
+        caller = self.h.caller(**options)
+        await caller.dial()
+        await caller.connect()
+        return caller
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    tmp_path: Path,
+    replies: list[Reply] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    backend: str = "sqlite",
+    proxied: bool = False,
+    database_proxied: bool = False,
+    **fake_options: Any,
+) -> AsyncIterator[Rig]:
+    """Start a rig in `tmp_path` (its own directory) on a fresh database of `backend`.
+    `proxied` puts a `FaultProxy` between the server and the fake model, `database_proxied`
+    one between the server and the database (PostgreSQL)."""
+    await asyncio.to_thread(tmp_path.mkdir, parents=True, exist_ok=True)
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = await stack.enter_async_context(_database(backend, tmp_path))
+        database_proxy = None
+        if database_proxied:
+            target = make_url(database_url)
+            database_proxy = await stack.enter_async_context(
+                FaultProxy(target.host or "127.0.0.1", target.port or 5432))
+            database_url = target.set(port=database_proxy.port).render_as_string(
+                hide_password=False)
+        fake = await stack.enter_async_context(
+            FakeRealtimeServer(replies or [Reply(text="Sure.", audio=speechlike(1.0, seed=9))],
+                               **fake_options))
+        proxy = None
+        openai_url = fake.url
+        if proxied:
+            proxy = await stack.enter_async_context(
+                FaultProxy("127.0.0.1", urlsplit(fake.url).port or 0))
+            openai_url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
+        settings = load_settings({
+            "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "CALLBRIDGE_OPENAI_URL": openai_url, "OPENAI_API_KEY": "sk-test",
+            "DATABASE_URL": database_url, "CALLBRIDGE_INSTANCE_ID": f"faults-{tmp_path.name}",
+            "CALLBRIDGE_JOURNAL": str(tmp_path / "journal.jsonl"),
+            "CALLBRIDGE_RECORDINGS_DIR": str(tmp_path / "recordings"),
+            **(env or {}),
+        })
+        app = create_app(settings)
+        state: CallbridgeServer = app.state.callbridge
+        state.calls.keep_finished = 100
+        server = await stack.enter_async_context(running(app))
+        yield Rig(Harness(fake, server, state), proxy, database_url, database_proxy)
+
+
+@contextlib.asynccontextmanager
+async def _database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    databases = fresh_database(backend, tmp_path)
+    async with _migrations():  # Alembic's context is global: one migration at a time
+        url = await anext(databases)
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(databases)
+
+
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary())
+
+
+def _migrations() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    return _MIGRATION_LOCKS.setdefault(loop, asyncio.Lock())
+
+
+# ---------------------------------------------------------------- driving a call
+
+
+async def turn(caller: FakeTwilioCaller, seed: int, *, seconds: float = 0.6,
+               within: float = 8.0) -> bool:
+    """The caller says something and hears a whole reply; False if no reply came."""
+    try:
+        await caller.say(speechlike(seconds, seed=seed))
+        await caller.wait_for_agent_audio(timeout=within, after=caller.spoken_until)
+        await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=within)
+    except (TimeoutError, NotStreaming):
+        return False
+    return caller.closed_by_server_at is None
+
+
+async def until(predicate: Callable[[], bool], within: float = 8.0) -> bool:
+    """Poll `predicate` every 5 ms; False when `within` wall seconds pass first."""
+    try:
+        async with asyncio.timeout(within):
+            while not predicate():  # noqa: ASYNC110 - arbitrary predicates can only be polled
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        return False
+    return True
+
+
+def agent_turns(r: Rig, caller: FakeTwilioCaller) -> list[str]:
+    """The texts of the agent turns the bridge has finished so far."""
+    return [t.text for t in r.h.bridge_of(caller).transcript if t.role == "agent"]
+
+
+def client_events(r: Rig, kind: str) -> list[dict[str, Any]]:
+    """Every client event of `kind` the fake model received, over all sessions."""
+    return [e for c in r.fake.connections for e in c.client_events if e.get("type") == kind]
+
+
+def greetings_requested(r: Rig) -> int:
+    """`response.create` events carrying instructions (the greeting), over all sessions."""
+    return sum(1 for e in client_events(r, "response.create") if "response" in e)
+
+
+def no_violations(r: Rig, caller: FakeTwilioCaller) -> None:
+    """Neither fake saw a protocol violation: the fault did not make the bridge misbehave."""
+    assert r.fake.violations == []
+    assert caller.violations == []
+
+
+def outcome(caller: FakeTwilioCaller, went_on: bool) -> str:
+    """continued (a turn after the fault worked), ended gracefully (the apology), or died."""
+    if went_on and caller.closed_by_server_at is None:
+        return CONTINUED
+    if caller.closed_by_server_at is not None and caller.fallback_said:
+        return ENDED_GRACEFULLY
+    return DIED
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def audible_gap(segments: list[tuple[float, float]], start: float, end: float) -> float:
+    """The longest silence in [start, end] before the last audio heard in it; all of it when
+    nothing was heard. Silence after the agent finished is not a gap."""
+    cursor, longest, heard = start, 0.0, False
+    for seg_start, seg_end in sorted(segments):
+        if seg_end <= cursor:
+            continue
+        if seg_start >= end:
+            break
+        longest = max(longest, seg_start - cursor)
+        cursor, heard = max(cursor, seg_end), True
+    return round(longest if heard else end - start, 3)
+
+
+async def frames_lost(r: Rig, caller: FakeTwilioCaller) -> int:
+    """Caller frames no upstream session received: the smallest `sent − appended` over 10
+    samples 7 ms apart, so a frame in flight on loopback is not counted as lost."""
+    differences = []
+    for _ in range(10):
+        differences.append(caller.frames_sent - len(client_events(r, "input_audio_buffer.append")))
+        await asyncio.sleep(0.007)
+    return max(0, min(differences))
+
+
+async def turns_lost(r: Rig, caller: FakeTwilioCaller, *, within: float = 20.0) -> int:
+    """Turns the bridge finished that the call record does not hold (after it caught up)."""
+    bridge = r.h.bridge_of(caller)
+    await asyncio.wait_for(bridge.finished.wait(), 5.0)
+    writer, store = r.state.writer, r.state.store
+    assert writer is not None
+    assert store is not None
+    await until(lambda: writer.database_up, within=within)
+    await writer.flush(within=within)
+    call = await store.get_call(caller.call_sid)
+    stored = {(t["role"], t["item_id"]) for t in call["transcript"]} if call else set()
+    finished = {(t.role, t.item_id) for t in bridge.transcript}
+    return len(finished - stored)
+
+
+async def ended_in_record(r: Rig, caller: FakeTwilioCaller) -> str | None:
+    """The stored end reason of the call (None: not stored as ended)."""
+    assert r.state.store is not None
+    call = await r.state.store.get_call(caller.call_sid)
+    if call is None or call["ended_at"] is None:
+        return None
+    return str(call["end_reason"])
+
+
+async def healthy(r: Rig) -> bool:
+    """/healthz answers 200, no call is live any more and every upstream socket is closed."""
+    async with httpx.AsyncClient(base_url=r.h.server.url, trust_env=False) as client:
+        status = (await client.get("/healthz")).status_code
+    settled = await until(lambda: len(r.state.calls) == 0
+                          and all(c.closed for c in r.fake.connections), within=3.0)
+    return status == 200 and settled
+
+
+async def conclude(r: Rig, caller: FakeTwilioCaller, *, went_on: bool, gap: float | None,
+                   count_frames: bool = True, **notes: Any) -> Injection:
+    """Hang up and measure: outcome, turns and frames lost, the gap, the process's health."""
+    lost_frames = await frames_lost(r, caller) if count_frames else None
+    result = outcome(caller, went_on)
+    await caller.hang_up()
+    await caller.aclose()
+    lost_turns = await turns_lost(r, caller)
+    bridge = r.h.bridge_of(caller)
+    return Injection(
+        outcome=result, turns_finished=len(bridge.transcript), turns_lost=lost_turns,
+        frames_sent=caller.frames_sent if count_frames else None, frames_lost=lost_frames,
+        gap_s=gap, healthy=await healthy(r),
+        notes={"reconnects": bridge.session.stats.reconnects,
+               "sessions": len(r.fake.connections), **notes},
+    )
+
+
+async def inject(n: int, tmp_path: Path,
+                 scenario: Callable[[Path, int], Awaitable[Injection]]) -> list[Injection]:
+    """Run `scenario` n times at once, each in a rig of its own (its own fake, server, record);
+    if one fails, the others are cancelled."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(scenario(tmp_path / f"injection-{i}", i)) for i in range(n)]
+    return [task.result() for task in tasks]

@@ -1,0 +1,91 @@
+"""OpenAI answers with `error` events mid-reply (a rate limit, a server error), or with an event
+whose fields have the wrong type (which killed the call until fac2905): the call goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callbridge.testing.fake_realtime import Reply
+from callbridge.testing.speech import speechlike
+from tests.faults.conftest import ReliabilityLog
+from tests.faults.rig import (
+    CONTINUED,
+    Injection,
+    audible_gap,
+    client_events,
+    conclude,
+    inject,
+    no_violations,
+    rig,
+    turn,
+    until,
+)
+
+pytestmark = pytest.mark.e2e
+
+N = 3
+REPLY = Reply(text="We open at nine tomorrow.", audio=speechlike(1.5, seed=6))
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "kind"),
+    [("rate_limit_exceeded", "Rate limit reached for requests per minute.", "rate_limit_error"),
+     ("server_error", "The server had an error while processing your request.", "server_error")],
+    ids=["rate-limit", "server-error"],
+)
+async def test_an_error_event_mid_reply_is_counted_and_the_call_goes_on(
+    code: str, message: str, kind: str, tmp_path: Path, reliability: ReliabilityLog,
+) -> None:
+    """An `error` event while the agent speaks is counted; the reply and the next turn are heard."""
+
+    async def scenario(tmp: Path, i: int) -> Injection:
+        async with rig(tmp, [REPLY], speed=2.0) as r:
+            caller = await r.call()
+            await caller.say(speechlike(0.6, seed=500 + i))
+            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+            fault_at = caller.now()
+            await r.fake.send_error(code, message, kind)
+            await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
+            gap = audible_gap(caller.heard_segments, fault_at, caller.now())
+            went_on = await turn(caller, seed=i)
+            stats = r.h.bridge_of(caller).session.stats
+            assert stats.upstream_errors == 1
+            no_violations(r, caller)
+            return await conclude(r, caller, went_on=went_on, gap=gap)
+
+    results = await inject(N, tmp_path, scenario)
+    reliability.record(f"upstream-error-{code}", f"upstream `error` event `{code}` mid-reply",
+                       f"`send_error('{code}', …)`", results)
+    assert [r.outcome for r in results] == [CONTINUED] * N, results
+    assert all(r.turns_lost == 0 and r.frames_lost == 0 and r.healthy for r in results), results
+    assert all((r.gap_s or 0.0) < 0.5 for r in results), results
+
+
+@pytest.mark.parametrize("usage", [
+    pytest.param("unavailable", id="usage-a-string"),
+    pytest.param({"input_token_details": 5}, id="token-details-a-number"),
+])
+async def test_an_upstream_event_with_a_wrongly_typed_field_is_dropped_and_the_call_goes_on(
+    usage: object, tmp_path: Path, reliability: ReliabilityLog,
+) -> None:
+    """A `response.done` with a malformed `usage` is dropped; the next turn is answered as usual."""
+
+    async def scenario(tmp: Path, i: int) -> Injection:
+        async with rig(tmp, [REPLY], speed=2.0) as r:
+            caller = await r.call()
+            await until(lambda: bool(client_events(r, "session.update")))
+            await r.fake.connections[0].emit({"type": "response.done", "response": {
+                "id": f"resp_malformed{i}", "status": "completed", "usage": usage}})
+            went_on = await turn(caller, seed=i)
+            gap = (audible_gap(caller.heard_segments, caller.utterances[-1][1], caller.now())
+                   if went_on else None)
+            return await conclude(r, caller, went_on=went_on, gap=gap)
+
+    results = await inject(N, tmp_path, scenario)
+    key, shape = (("usage-string", "`usage` a string") if isinstance(usage, str)
+                  else ("token-details-number", "its token details a number"))
+    reliability.record(f"upstream-malformed-{key}", f"upstream `response.done` with {shape}",
+                       f"`emit(response.done, usage={usage!r})`", results)
+    assert [r.outcome for r in results] == [CONTINUED] * N, results
