@@ -90,7 +90,7 @@ class Soak:
         self.url, self.token, self.fake = url, token, fake
         self.totals = Totals()
         self.stopping = asyncio.Event()
-        self._dialing = asyncio.Lock()  # one dial at a time: call n ↔ upstream connection n
+        self._dialing = asyncio.Lock()  # one dial at a time: each call ↔ the connection it opened
         self._rng = random.Random(seed)
 
     async def slot(self, number: int) -> None:
@@ -106,12 +106,18 @@ class Soak:
                 await asyncio.sleep(1.0)
 
     async def _dial(self) -> tuple[FakeTwilioCaller, FakeConnection]:
+        """Dial, and find the upstream connection the webhook opened for this call: the one
+        that was not there before (finished calls' connections are removed meanwhile)."""
         async with self._dialing:
-            known = len(self.fake.connections)
+            before = {id(connection) for connection in self.fake.connections}
             caller = FakeTwilioCaller(self.url, PUBLIC_URL, self.token)
             await caller.dial()
-            await self.fake.wait_for(lambda: len(self.fake.connections) > known, timeout=10.0)
-            return caller, self.fake.connections[known]
+
+            def new() -> list[FakeConnection]:
+                return [c for c in self.fake.connections if id(c) not in before]
+
+            await self.fake.wait_for(lambda: bool(new()), timeout=10.0)
+            return caller, new()[0]
 
     async def _one_call(self, seed: int) -> None:
         caller, connection = await self._dial()
