@@ -43,14 +43,16 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The short commit hash, marked when the work tree has uncommitted changes."""
+    """The short commit hash, marked when the work tree has uncommitted changes (other than
+    docs/reliability.md, which these scripts rewrite)."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
                               check=False)
         return done.stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + (" + uncommitted changes" if git("status", "--porcelain") else "")
+    dirty = git("status", "--porcelain", "--", ".", f":!{DOC.relative_to(REPO)}")
+    return head + (" + uncommitted changes" if dirty else "")
 
 
 def _lost(injections: list[dict[str, Any]]) -> str:
