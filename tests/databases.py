@@ -1,4 +1,5 @@
-"""Real databases for tests: a SQLite file, and a fresh PostgreSQL database per test.
+"""Real databases for tests: a SQLite file, and a fresh PostgreSQL database per test, with the
+`database_url` (both backends) and `store` fixtures a conftest or test module imports.
 
 PostgreSQL is the one at 127.0.0.1:5432 (user postgres, trust auth; `CALLBRIDGE_TEST_PG` overrides
 the server URL). Without it a user's run skips those tests with the reason; with `CI=true` they
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from callbridge.store.migrate import upgrade_async
+from callbridge.store.repository import CallStore
 
 PG_SERVER = os.environ.get("CALLBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = ["sqlite", "postgresql"]
@@ -61,3 +63,18 @@ async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
         await admin.execute(  # type: ignore[attr-defined]
             f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty, migrated database: once SQLite, once PostgreSQL."""
+    async for url in fresh_database(request.param, tmp_path):
+        yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[CallStore]:
+    """A `CallStore` on `database_url`, closed afterwards."""
+    call_store = CallStore(database_url)
+    yield call_store
+    await call_store.close()

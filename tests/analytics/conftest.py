@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +19,6 @@ from callbridge.analytics.worker import Runner, Worker
 from callbridge.store.records import CallEnded, CallOpened, Record, TurnRecorded
 from callbridge.store.repository import CallStore
 from callbridge.testing.fake_openai_http import FakeOpenAIHTTP
-from tests.databases import BACKENDS, fresh_database
 
 T0 = 1_790_000_000.0
 SECRET = "whsec_test"
@@ -40,19 +38,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async for url in fresh_database(request.param, tmp_path):
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[CallStore]:
-    call_store = CallStore(database_url)
-    yield call_store
-    await call_store.close()
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from callbridge.core import realtime_events as rt
 from callbridge.core.agent import AgentProfile
@@ -635,63 +633,7 @@ def test_an_audio_delta_that_is_not_text_is_a_protocol_error(delta: object) -> N
                              "item_id": "i", "content_index": 0, "delta": delta}))
 
 
-# ---------------------------------------------------------------- property
-
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_infinity=False)  # ±Infinity: see test_an_infinite_number_is_a_protocol_error
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=4),
-    max_leaves=8,
-)
-FIELD_VALUES = JSON_SCALARS | st.lists(JSON_SCALARS, max_size=2) | st.fixed_dictionaries(
-    {},
-    optional={
-        name: JSON_SCALARS | st.fixed_dictionaries({}, optional={"reason": JSON_SCALARS})
-        for name in ("id", "status", "status_details", "usage", "type", "code", "message",
-                     "event_id", "audio")
-    },
-)
-HANDLED_TYPES = sorted({payload["type"] for _, payload, _ in SERVER_EVENTS})
-EVENT_LIKE = st.sampled_from(HANDLED_TYPES).flatmap(
-    lambda kind: st.fixed_dictionaries(
-        {"type": st.just(kind)},
-        optional={
-            name: FIELD_VALUES
-            for name in ("response_id", "item_id", "content_index", "delta", "transcript",
-                         "audio_start_ms", "audio_end_ms", "response", "call_id", "name",
-                         "arguments", "session", "error")
-        },
-    )
-)
-
-
-def _parse_or_protocol_error(text: str | bytes) -> None:
-    try:
-        result = rt.parse(text)
-    except RealtimeProtocolError:
-        return
-    assert isinstance(result, rt.ServerEvent)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.text() | st.binary())
-def test_arbitrary_text_parses_or_raises_only_realtime_protocol_error(text: str | bytes) -> None:
-    """No text or bytes make parse() raise anything but RealtimeProtocolError."""
-    _parse_or_protocol_error(text)
-
-
-@settings(max_examples=100, deadline=None)
-@given(JSON_VALUES | EVENT_LIKE)
-def test_arbitrary_json_parses_or_raises_only_realtime_protocol_error(value: object) -> None:
-    """No JSON value, however close to a handled event, makes parse() raise anything else."""
-    _parse_or_protocol_error(json.dumps(value))
+# Arbitrary text, bytes and JSON against the parser: tests/fuzz/test_realtime_events.py.
 
 
 def test_optional_fields_of_the_wrong_type_are_read_as_absent() -> None:

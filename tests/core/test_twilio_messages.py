@@ -222,73 +222,7 @@ def test_a_deeply_nested_frame_is_a_protocol_error() -> None:
         tw.parse("[" * 100_000)
 
 
-# ---------------------------------------------------------------- inbound: property
-
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_infinity=False)  # ±Infinity: see test_an_infinite_number_is_a_protocol_error
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=4),
-    max_leaves=8,
-)
-# Frames that look like Twilio's: the right event with its own field names, any values.
-FIELDS = {
-    "start": ("accountSid", "streamSid", "callSid", "tracks", "mediaFormat", "customParameters"),
-    "mediaFormat": ("encoding", "sampleRate", "channels"),
-    "customParameters": ("token", "from"),
-    "media": ("track", "chunk", "timestamp", "payload"),
-    "dtmf": ("track", "digit"),
-    "mark": ("name",),
-    "stop": ("accountSid", "callSid"),
-}
-
-
-def _object_like(name: str) -> st.SearchStrategy[dict[str, Any]]:
-    values = JSON_SCALARS | st.lists(JSON_SCALARS, max_size=2)
-    return st.fixed_dictionaries(
-        {},
-        optional={
-            field: _object_like(field) | values if field in FIELDS else values
-            for field in FIELDS[name]
-        },
-    )
-
-
-FRAME_LIKE = st.one_of(
-    st.fixed_dictionaries({"event": st.just("connected"), "protocol": JSON_SCALARS}),
-    *(
-        st.fixed_dictionaries({"event": st.just(event), event: _object_like(event) | JSON_SCALARS})
-        for event in ("start", "media", "dtmf", "mark", "stop")
-    ),
-)
-
-
-def _parse_or_protocol_error(text: str | bytes) -> None:
-    try:
-        result = tw.parse(text)
-    except TwilioProtocolError:
-        return
-    assert isinstance(result, tw.Inbound)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.text() | st.binary())
-def test_arbitrary_text_parses_or_raises_only_twilio_protocol_error(text: str | bytes) -> None:
-    """No text or bytes make parse() raise anything but TwilioProtocolError."""
-    _parse_or_protocol_error(text)
-
-
-@settings(max_examples=100, deadline=None)
-@given(JSON_VALUES | FRAME_LIKE)
-def test_arbitrary_json_parses_or_raises_only_twilio_protocol_error(value: object) -> None:
-    """No JSON value, however close to a real frame, makes parse() raise anything else."""
-    _parse_or_protocol_error(json.dumps(value))
+# Arbitrary text, bytes and JSON against the parser: tests/fuzz/test_twilio_frames.py.
 
 
 # ---------------------------------------------------------------- outbound

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,12 @@ from twilio.request_validator import RequestValidator
 
 from callbridge.testing.fake_realtime import Reply
 from callbridge.testing.speech import speechlike
-from tests.databases import BACKENDS, fresh_database
 from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, Harness, connected_call, harness
 
 pytestmark = pytest.mark.e2e
 
 API_TOKEN = "api-secret"
 GREETING = "Thanks for calling, how can I help?"
-
-
-@pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async for url in fresh_database(request.param, tmp_path):
-        yield url
 
 
 def recorded_harness(database_url: str, tmp_path: Path, **options: Any) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from benchmarks.store_throughput import loop_lags
 from sqlalchemy.engine import make_url
 
 from callbridge.testing.fake_caller import FakeTwilioCaller
@@ -22,17 +23,6 @@ from tests.e2e.server_process import ServerProcess
 pytestmark = pytest.mark.e2e
 
 OUTAGE_S = 30.0
-
-
-async def loop_lags(stop: asyncio.Event) -> list[float]:
-    """How late the event loop woke a 10 ms sleeper, sample by sample, until `stop`."""
-    loop = asyncio.get_running_loop()
-    lags: list[float] = []
-    while not stop.is_set():
-        before = loop.time()
-        await asyncio.sleep(0.01)
-        lags.append(loop.time() - before - 0.01)
-    return sorted(lags)
 
 
 async def keep_talking(caller: FakeTwilioCaller, until: float, seed: int) -> list[float]:

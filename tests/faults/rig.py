@@ -159,6 +159,15 @@ async def turn(caller: FakeTwilioCaller, seed: int, *, seconds: float = 0.6,
     return caller.closed_by_server_at is None
 
 
+async def settle_and_turn(caller: FakeTwilioCaller, *, since: float, seed: int,
+                          quiet_for: float = 0.4, within: float = 10.0) -> tuple[float, bool]:
+    """After a fault: wait until the agent is quiet, measure the audible gap since `since`, then
+    take one more turn. Returns (the gap, whether that turn was answered)."""
+    await caller.wait_until_agent_quiet(quiet_for=quiet_for, timeout=within)
+    gap = audible_gap(caller.heard_segments, since, caller.now())
+    return gap, await turn(caller, seed=seed)
+
+
 async def until(predicate: Callable[[], bool], within: float = 8.0) -> bool:
     """Poll `predicate` every 5 ms; False when `within` wall seconds pass first."""
     try:
@@ -276,6 +285,18 @@ async def conclude(r: Rig, caller: FakeTwilioCaller, *, went_on: bool, gap: floa
         notes={"reconnects": bridge.session.stats.reconnects,
                "sessions": len(r.fake.connections), **notes},
     )
+
+
+def assert_survived(results: list[Injection], *, max_gap: float | None = None,
+                    frames: bool = True) -> None:
+    """Every call went on, lost no turn (and, with `frames`, no caller frame), the process stayed
+    healthy, and no audible gap reached `max_gap` seconds."""
+    assert [r.outcome for r in results] == [CONTINUED] * len(results), results
+    assert all(r.turns_lost == 0 and r.healthy for r in results), results
+    if frames:
+        assert all(r.frames_lost == 0 for r in results), results
+    if max_gap is not None:
+        assert all(r.gap_s is not None and r.gap_s < max_gap for r in results), results
 
 
 async def inject(n: int, tmp_path: Path,

@@ -13,8 +13,8 @@ from callbridge.testing.fake_realtime import Reply
 from callbridge.testing.speech import speechlike
 from tests.faults.conftest import ReliabilityLog
 from tests.faults.rig import (
-    CONTINUED,
     Injection,
+    assert_survived,
     conclude,
     frames_lost,
     healthy,
@@ -67,11 +67,9 @@ async def test_a_5_second_database_outage_loses_no_turn_and_no_call_notices(
     results = await inject(N, tmp_path, scenario)
     reliability.record("database-outage-5s", "database down 5 s (PostgreSQL, during a call)",
                        f"`FaultProxy.outage({OUTAGE_S:g})` on the database connection", results)
-    assert [r.outcome for r in results] == [CONTINUED] * N, results
+    assert_survived(results, max_gap=1.2)  # the gap: the usual wait for a reply
     assert all(r.notes["journaled"] > 0 for r in results), "the outage really hit the writer"
-    assert all(r.turns_lost == 0 and r.notes["dropped"] == 0 for r in results), results
-    assert all(r.frames_lost == 0 and r.healthy for r in results), results
-    assert all((r.gap_s or 0.0) < 1.2 for r in results), results  # the usual wait for a reply
+    assert all(r.notes["dropped"] == 0 for r in results), results
 
 
 @pytest.mark.xfail(strict=True, reason=(

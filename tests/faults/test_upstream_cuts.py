@@ -13,9 +13,9 @@ from callbridge.testing.fake_realtime import Reply, ToolCall
 from callbridge.testing.speech import speechlike
 from tests.faults.conftest import ReliabilityLog
 from tests.faults.rig import (
-    CONTINUED,
     Injection,
     agent_turns,
+    assert_survived,
     audible_gap,
     client_events,
     conclude,
@@ -23,6 +23,7 @@ from tests.faults.rig import (
     inject,
     no_violations,
     rig,
+    settle_and_turn,
     turn,
     until,
 )
@@ -34,13 +35,6 @@ GREETING = {"CALLBRIDGE_GREETING": "Hello, thanks for calling Ada's Bakery."}
 ANSWER = Reply(text="Let me check our opening hours for you today.",
                audio=speechlike(2.0, seed=7))
 
-
-def check(results: list[Injection], *, max_gap: float) -> None:
-    """Every call went on, lost no turn, and the process stayed healthy."""
-    assert [r.outcome for r in results] == [CONTINUED] * len(results), results
-    assert all(r.turns_lost == 0 for r in results), results
-    assert all(r.healthy for r in results), results
-    assert all(r.gap_s is not None and r.gap_s < max_gap for r in results), results
 
 
 async def test_a_call_without_faults_sets_the_baseline(
@@ -60,7 +54,7 @@ async def test_a_call_without_faults_sets_the_baseline(
 
     results = await inject(N, tmp_path, scenario)
     reliability.record("control", "none (control call)", "greeting and one turn", results)
-    check(results, max_gap=1.5)
+    assert_survived(results, max_gap=1.5, frames=False)
     assert all(r.frames_lost == 0 for r in results), results
 
 
@@ -74,9 +68,7 @@ async def test_a_cut_before_session_updated_delays_the_greeting_but_says_it_once
             r.fake.drop_when("session.updated")
             caller = await r.call()
             await caller.wait_for_agent_audio(timeout=8.0)
-            await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-            gap = audible_gap(caller.heard_segments, 0.0, caller.now())
-            went_on = await turn(caller, seed=i)
+            gap, went_on = await settle_and_turn(caller, since=0.0, seed=i)
             assert greetings_requested(r) == 1
             no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
@@ -85,7 +77,7 @@ async def test_a_cut_before_session_updated_delays_the_greeting_but_says_it_once
     results = await inject(N, tmp_path, scenario)
     reliability.record("cut-before-session-updated", "upstream cut before `session.updated`",
                        "`drop_when('session.updated')`", results)
-    check(results, max_gap=2.0)
+    assert_survived(results, max_gap=2.0, frames=False)
 
 
 async def test_a_cut_mid_greeting_resumes_without_greeting_again(
@@ -100,9 +92,7 @@ async def test_a_cut_mid_greeting_resumes_without_greeting_again(
             await until(lambda: bool(r.fake.connections) and r.fake.connections[0].closed)
             fault_at = caller.now()
             await until(lambda: len(agent_turns(r, caller)) >= 2, within=12.0)
-            await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-            gap = audible_gap(caller.heard_segments, fault_at, caller.now())
-            went_on = await turn(caller, seed=i)
+            gap, went_on = await settle_and_turn(caller, since=fault_at, seed=i)
             assert greetings_requested(r) == 1, "the greeting is never repeated"
             no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
@@ -111,7 +101,7 @@ async def test_a_cut_mid_greeting_resumes_without_greeting_again(
     results = await inject(N, tmp_path, scenario)
     reliability.record("cut-mid-greeting", "upstream cut mid-greeting",
                        "`drop_when('response.output_audio.delta', nth=3)`", results)
-    check(results, max_gap=1.0)
+    assert_survived(results, max_gap=1.0, frames=False)
 
 
 async def test_a_cut_mid_user_speech_hands_the_rest_of_the_speech_to_the_new_session(
@@ -128,16 +118,14 @@ async def test_a_cut_mid_user_speech_hands_the_rest_of_the_speech_to_the_new_ses
             spoken = caller.spoken_until
             await caller.wait_for_agent_audio(timeout=8.0, after=spoken)
             await until(lambda: bool(agent_turns(r, caller)), within=10.0)
-            await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-            gap = audible_gap(caller.heard_segments, spoken, caller.now())
-            went_on = await turn(caller, seed=i)
+            gap, went_on = await settle_and_turn(caller, since=spoken, seed=i)
             no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
     results = await inject(N, tmp_path, scenario)
     reliability.record("cut-mid-user-speech", "upstream cut mid-user-speech",
                        "`drop_when('input_audio_buffer.speech_started')`", results)
-    check(results, max_gap=2.0)
+    assert_survived(results, max_gap=2.0, frames=False)
 
 
 async def test_a_cut_while_a_tool_runs_delivers_its_result_to_the_new_session(
@@ -164,9 +152,8 @@ async def test_a_cut_while_a_tool_runs_delivers_its_result_to_the_new_session(
             await r.fake.drop_all()
             answered = await until(lambda: "Your order A-17 ships tomorrow." in
                                    agent_turns(r, caller), within=15.0)
-            await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-            gap = audible_gap(caller.heard_segments, max(spoken, fault_at), caller.now())
-            went_on = answered and await turn(caller, seed=i)
+            gap, turned = await settle_and_turn(caller, since=max(spoken, fault_at), seed=i)
+            went_on = answered and turned
             seeded = [e["item"]["type"] for e in r.fake.connections[1].client_events
                       if e["type"] == "conversation.item.create"]
             assert "function_call" in seeded, "the new session knows the call its output answers"
@@ -176,7 +163,7 @@ async def test_a_cut_while_a_tool_runs_delivers_its_result_to_the_new_session(
     results = await inject(N, tmp_path, scenario)
     reliability.record("cut-mid-tool-call", "upstream cut mid-tool-call (1.5 s tool)",
                        "`drop_all()` 0.3 s into the tool", results)
-    check(results, max_gap=1.0)
+    assert_survived(results, max_gap=1.0, frames=False)
 
 
 async def test_a_cut_mid_response_restores_the_history_and_the_agent_carries_on(
@@ -192,9 +179,7 @@ async def test_a_cut_mid_response_restores_the_history_and_the_agent_carries_on(
             await until(lambda: bool(r.fake.connections) and r.fake.connections[0].closed)
             fault_at = caller.now()
             await until(lambda: len(agent_turns(r, caller)) >= 2, within=12.0)
-            await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-            gap = audible_gap(caller.heard_segments, fault_at, caller.now())
-            went_on = await turn(caller, seed=i)
+            gap, went_on = await settle_and_turn(caller, since=fault_at, seed=i)
             roles = [e["item"].get("role") for e in r.fake.connections[1].client_events
                      if e["type"] == "conversation.item.create"]
             assert roles[:2] == ["user", "assistant"], "the conversation so far, as items"
@@ -204,4 +189,4 @@ async def test_a_cut_mid_response_restores_the_history_and_the_agent_carries_on(
     results = await inject(N, tmp_path, scenario)
     reliability.record("cut-mid-response", "upstream cut mid-response",
                        "`drop_when('response.output_audio.delta', nth=5)`", results)
-    check(results, max_gap=1.0)
+    assert_survived(results, max_gap=1.0, frames=False)

@@ -4,11 +4,12 @@ audio format. Driven only through CallSession's public entry points."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from callbridge.core.actions import Action
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import CallSession
-from tests.fuzz.strategies import SIGNED_CALL_SID, STREAM_SID
+from tests.fuzz.strategies import SIGNED_CALL_SID, STREAM_SID, json_text
 
 _FORMATS = {"pcmu": {"type": "audio/pcmu"}, "pcm16": {"type": "audio/pcm", "rate": 24000}}
 
@@ -38,3 +39,14 @@ def wake_due(call: CallSession, now: float) -> list[Action]:
     """Run the wake-up the session asked for, if it is due by `now`."""
     due = call.next_wakeup
     return call.wake(now) if due is not None and due <= now else []
+
+
+def play_realtime(call: CallSession, events: list[dict[str, Any]], step: float = 0.05) -> None:
+    """Deliver `events` from the model `step` seconds apart, waking the session when due, then
+    hang up."""
+    now = 0.0
+    for event in events:
+        now += step
+        call.receive_realtime(json_text(event), now)
+        wake_due(call, now)
+    call.twilio_closed(now + step)

@@ -18,12 +18,11 @@ from hypothesis import strategies as st
 
 from callbridge.core import realtime_events as rt
 from callbridge.errors import RealtimeProtocolError
-from tests.fuzz.sessions import session, wake_due
+from tests.fuzz.sessions import play_realtime, session
 from tests.fuzz.strategies import (
     ANY_REALTIME_FRAME,
     ANY_TYPED_EVENTS,
     WELL_TYPED_EVENTS,
-    json_text,
     mutated,
 )
 
@@ -63,13 +62,7 @@ def test_no_sequence_of_well_typed_events_makes_the_session_raise(
     audio_format: str, greeting: str | None, events: list[dict[str, Any]],
 ) -> None:
     """Events of the documented field types, any values, in any order: the session never raises."""
-    call = session(audio_format, greeting=greeting)
-    now = 0.0
-    for event in events:
-        now += 0.05
-        call.receive_realtime(json_text(event), now)
-        wake_due(call, now)
-    call.twilio_closed(now + 0.05)
+    play_realtime(session(audio_format, greeting=greeting), events)
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,13 +71,7 @@ def test_no_sequence_of_events_of_any_field_types_makes_the_session_raise(
     events: list[dict[str, Any]],
 ) -> None:
     """Events holding any JSON at any depth: dropped as malformed or handled, never raised."""
-    call = session()
-    now = 0.0
-    for event in events:
-        now += 0.05
-        call.receive_realtime(json_text(event), now)
-        wake_due(call, now)
-    call.twilio_closed(now + 0.05)
+    play_realtime(session(), events)
 
 
 WRONGLY_TYPED = [

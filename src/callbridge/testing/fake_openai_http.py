@@ -18,8 +18,7 @@ import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from callbridge.server.runner import running
+from callbridge.testing.served import Served
 
 MALFORMED = '{"summary": "The caller asked about'  # cut off mid-string, like a length stop
 
@@ -73,7 +73,7 @@ class ChatRequest:
         return "\n".join(str(m.get("content", "")) for m in self.body.get("messages", []))
 
 
-class FakeOpenAIHTTP:
+class FakeOpenAIHTTP(Served):
     """The fake; use it as an async context manager. `url` is the base URL (ends in /v1)."""
 
     def __init__(self, replies: list[ChatReply] | None = None, *,
@@ -115,14 +115,6 @@ class FakeOpenAIHTTP:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.stop()
 
     async def _complete(self, request: Request) -> Response:
         try:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -30,13 +29,14 @@ from websockets.http11 import Request, Response
 from callbridge.testing.fake_realtime_config import FakeConfig, Recorder, Reply, ToolCall
 from callbridge.testing.fake_realtime_connection import FakeConnection
 from callbridge.testing.openai_validation import preload
+from callbridge.testing.served import Served
 
 __all__ = ["FakeConnection", "FakeRealtimeServer", "Reply", "ToolCall"]
 
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the API accepts appends up to 15 MiB
 
 
-class FakeRealtimeServer:
+class FakeRealtimeServer(Served):
     """The fake server; `start()`/`stop()` it or use it as an async context manager.
 
     Recorded across all connections: `violations` (protocol errors by clients; tests assert it is
@@ -106,18 +106,6 @@ class FakeRealtimeServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:

@@ -31,8 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -46,6 +45,7 @@ from callbridge.server.runner import running
 from callbridge.testing.caller_config import CallRefused, CallState, ConnectFailed, new_sid
 from callbridge.testing.caller_twiml import TwiMLResult, check_content_type, parse_twiml
 from callbridge.testing.fake_caller import FakeTwilioCaller
+from callbridge.testing.served import Served
 
 API = "/2010-04-01/Accounts/{account}"
 CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
@@ -167,7 +167,7 @@ def _error_response(status: int, code: int, message: str) -> JSONResponse:
 _Handler = Callable[[RecordedRequest, dict[str, str]], Awaitable[Response]]
 
 
-class FakeTwilioRest:
+class FakeTwilioRest(Served):
     """The fake; `start()`/`stop()` it or use it as an async context manager. See the module
     docstring. `server_url`/`public_url` (per call overridable) say where your server listens and
     the public base URL Twilio knows it by."""
@@ -239,18 +239,6 @@ class FakeTwilioRest:
         callers, self._callers = list(self._callers.values()), {}
         for caller in callers:
             await caller.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:

@@ -25,8 +25,9 @@ import logging
 import socket
 import struct
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
+
+from callbridge.testing.served import Served
 
 __all__ = ["Direction", "FaultProxy"]
 
@@ -228,7 +229,7 @@ class _Connection:
                 pass  # the peer had reset it: closed all the same
 
 
-class FaultProxy:
+class FaultProxy(Served):
     """A TCP proxy to one loopback target, with faults switched on and off by its methods.
 
     Faults take effect at once, on open connections and on new ones. Counters: `connections`
@@ -246,18 +247,6 @@ class FaultProxy:
         self._stopped = False
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._outage: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on `host:port` (port 0 picks a free one). Both hosts must be loopback."""

@@ -1,0 +1,32 @@
+"""The life cycle every fake server in the kit shares: `async with fake:` starts it and stops it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Self
+
+
+class Served(ABC):
+    """A server a test starts and stops; `async with` does both, stopping even when the test
+    fails. Subclasses may give `start` optional arguments (where to listen)."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Start listening."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop listening and close every connection. Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
