@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from callbridge.analytics.structured import check_fragment
@@ -111,14 +111,19 @@ def _registry(module: object) -> ToolRegistry:
 
 def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
              registry: ToolRegistry) -> AgentProfile:
+    for key in table:
+        if not isinstance(key, str):
+            raise ConfigError(f"agent {name!r}: setting name {key!r} must be text")
     unknown = sorted(set(table) - _SETTABLE - {"tools", "apology"})
     if unknown:
-        raise ConfigError(f"agent {name!r}: unknown setting(s) {', '.join(unknown)}")
+        raise ConfigError(f"agent {name!r}: unknown setting(s) {', '.join(map(repr, unknown))}")
     values: dict[str, Any] = {k: v for k, v in table.items() if k in _SETTABLE}
     for key, variable in ENV_OVERRIDES:
         if env.get(variable):
             values[key] = env[variable]
     for key in _TUPLES & values.keys():
+        if not _names(values[key]):
+            raise ConfigError(f"agent {name!r}: {key} must be a list of agent names")
         values[key] = tuple(values[key])
     for key in _FLOATS & values.keys():
         if values[key] is not None and not isinstance(values[key], int | float):
@@ -157,8 +162,7 @@ def _after_call(profile: AgentProfile, env: Mapping[str, str]) -> AgentProfile:
             raise ConfigError(f"agent {name!r}: {exc}") from None
         checked[field_name] = json.loads(json.dumps(fragment))  # plain dicts and lists
     url = profile.webhook_url or None
-    if url is not None and (urlsplit(url).scheme not in ("http", "https")
-                            or not urlsplit(url).netloc):
+    if url is not None and not _http_url(url):
         raise ConfigError(f"agent {name!r}: webhook_url={url!r} is not an http or https URL")
     secret = profile.webhook_secret or env.get("CALLBRIDGE_WEBHOOK_SECRET") or None
     if url is not None and secret is None:
@@ -167,8 +171,22 @@ def _after_call(profile: AgentProfile, env: Mapping[str, str]) -> AgentProfile:
     return replace(profile, analysis_fields=checked, webhook_url=url, webhook_secret=secret)
 
 
+def _names(value: object) -> TypeGuard[list[str] | tuple[str, ...]]:
+    return isinstance(value, list | tuple) and all(isinstance(n, str) for n in value)
+
+
+def _http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed IPv6 bracket, 'http://[x'
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def _tools(agent: str, names: object, registry: ToolRegistry) -> dict[str, Any]:
-    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+    if not _names(names):
         raise ConfigError(f"agent {agent!r}: tools must be a list of tool names")
     builtin = tuple(n for n in names if n in BUILTIN_TOOLS)
     custom = [n for n in names if n not in BUILTIN_TOOLS]

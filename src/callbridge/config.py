@@ -194,7 +194,10 @@ def _read_agent_file(path: str) -> dict[str, Any]:
 
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = env.get(name) or default
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed IPv6 bracket, 'http://[x'
+        raise ConfigError(f"{name}={value!r} is not a {' or '.join(schemes)} URL") from None
     if parts.scheme not in schemes or not parts.netloc:
         raise ConfigError(f"{name}={value!r} is not a {' or '.join(schemes)} URL")
     if parts.query:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_PAGE = 500
+MAX_ID = 2**31 - 1  # calls.id is sa.Integer: 32 bits on PostgreSQL, which refuses more
 
 
 def _error(status: int, message: str) -> Response:
@@ -174,13 +175,23 @@ def _filter(request: Request) -> CallFilter:
             raise ValueError("since must be an ISO 8601 time, e.g. 2026-11-21T08:00:00Z") from None
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
+        try:
+            since = since.astimezone(UTC)  # a time whose UTC falls outside years 1–9999 overflows
+        except OverflowError:
+            raise ValueError("since is out of range") from None
     limit = _int(params.get("limit"), "limit", 50)
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
     before = params.get("before")
-    return CallFilter(since=since, status=params.get("status") or None,
-                      number=params.get("number") or None,
-                      before_id=_int(before, "before", 0) if before else None, limit=limit)
+    before_id = _int(before, "before", 0) if before else None
+    if before_id is not None and not 1 <= before_id <= MAX_ID:
+        raise ValueError(f"before must be between 1 and {MAX_ID}")
+    status, number = params.get("status") or None, params.get("number") or None
+    for name, value in (("status", status), ("number", number)):
+        if value is not None and "\x00" in value:  # PostgreSQL refuses NUL in text
+            raise ValueError(f"{name} must not contain a NUL character")
+    return CallFilter(since=since, status=status, number=number, before_id=before_id,
+                      limit=limit)
 
 
 def _int(raw: str | None, name: str, default: int) -> int:

@@ -141,7 +141,7 @@ def recording(server: CallbridgeServer) -> Handler:
         server.calls.sink.submit(RecordingStored(
             params.get("CallSid", ""), params.get("RecordingSid", ""),
             params.get("RecordingUrl", ""), params.get("RecordingStatus", ""),
-            float(duration) if duration.isdigit() else None))
+            _seconds(duration)))
         return Response(status_code=204)
     return _signed(server, handle)
 
@@ -155,7 +155,7 @@ def status(server: CallbridgeServer) -> Handler:
         duration = params.get("CallDuration")
         server.calls.sink.submit(StatusChanged(
             call_sid, call_status, time.time(),
-            float(duration) if duration and duration.isdigit() else None,
+            _seconds(duration),
             params.get("Direction", ""), params.get("From", ""), params.get("To", ""),
         ))
         bridge = server.calls.get(call_sid)
@@ -163,6 +163,14 @@ def status(server: CallbridgeServer) -> Handler:
             bridge.end(f"Twilio reports the call {call_status}")
         return Response(status_code=204)
     return _signed(server, handle)
+
+
+def _seconds(duration: str | None) -> float | None:
+    """A duration in whole seconds, or None if it is anything else."""
+    # isdigit() alone is true for '²' and '③', which float() refuses
+    if duration and duration.isascii() and duration.isdigit():
+        return float(duration)
+    return None
 
 
 def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[None]]:
