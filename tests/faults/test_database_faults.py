@@ -1,5 +1,7 @@
 """The call record's database fails during live calls: PostgreSQL unreachable for 5 s (the
-shorter sibling of tests/e2e/test_record_durability.py), and one record PostgreSQL rejects."""
+shorter sibling of tests/e2e/test_record_durability.py), and one record PostgreSQL would reject
+(U+0000 in a transcript: the writer takes it out; records it cannot save are dropped alone,
+tests/store/test_writer.py)."""
 
 from __future__ import annotations
 
@@ -72,11 +74,6 @@ async def test_a_5_second_database_outage_loses_no_turn_and_no_call_notices(
     assert all(r.notes["dropped"] == 0 for r in results), results
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: StoreWriter treats a record the database rejects (PostgreSQL refuses a NUL character "
-    "in text: CharacterNotInRepertoireError) as an outage: the batch goes to the journal, every "
-    "replay fails on the same record, the writer never comes back up, and every later record "
-    "of every call stays in the journal — after a restart too, which replays the same journal"))
 async def test_one_record_postgresql_rejects_does_not_stop_the_call_record(
     tmp_path: Path, reliability: ReliabilityLog,
 ) -> None:
@@ -102,7 +99,6 @@ async def test_one_record_postgresql_rejects_does_not_stop_the_call_record(
 
     results = await inject(1, tmp_path, scenario)
     reliability.record("database-rejects-record", "a record PostgreSQL rejects (NUL in a turn)",
-                       "the model's transcript holds U+0000", results,
-                       bug="the writer journals the batch and never gets past it")
+                       "the model's transcript holds U+0000", results)
     assert all((r.turns_lost or 0) <= 1 for r in results), results
     assert all(r.notes["later_call_turns_lost"] == 0 for r in results), results

@@ -1,16 +1,22 @@
-"""The writer: batching off the audio path, spilling to the journal, replaying it."""
+"""The writer: batching off the audio path, spilling to the journal, replaying it, and dropping
+only the records the database refuses."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from callbridge.store.journal import Journal
 from callbridge.store.migrate import upgrade_async
-from callbridge.store.records import CallOpened, TurnRecorded
+from callbridge.store.records import CallOpened, Record, TurnRecorded
 from callbridge.store.repository import CallStore
 from callbridge.store.writer import StoreWriter
+from tests.databases import fresh_database
 
 
 def turns(sid: str, count: int) -> list[TurnRecorded]:
@@ -105,3 +111,193 @@ async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) ->
     assert writer.queue_depth == 10
     await store.close()
 
+
+
+# ---------------------------------------------------------------- records the database refuses
+
+POISON_MS = 2**70  # beyond 64 bits: aiosqlite raises OverflowError, asyncpg a DataError
+
+
+def poison(sid: str, item_id: str = "poison") -> TurnRecorded:
+    return TurnRecorded(sid, item_id, "agent", "secret words", "", False, POISON_MS, 0)
+
+
+async def item_ids(store: CallStore, sid: str) -> list[str]:
+    call = await store.get_call(sid)
+    assert call is not None
+    return [turn["item_id"] for turn in call["transcript"]]
+
+
+async def test_a_nul_in_a_transcript_is_stored_without_it(database_url: str,
+                                                          tmp_path: Path) -> None:
+    """U+0000 (PostgreSQL refuses it in text) is taken out; the turn lands, nothing is refused."""
+    store = CallStore(database_url)
+    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"))
+    await writer.start()
+    writer.submit(opened("CA1"))
+    writer.submit(TurnRecorded("CA1", "i0", "agent", "Okay.\x00", "Ok\x00ay", False, 0, 1))
+    await writer.flush()
+    call = await store.get_call("CA1")
+    assert call is not None
+    assert [(t["text"], t["heard"]) for t in call["transcript"]] == [("Okay.", "Okay")]
+    assert (writer.stats.written, writer.stats.rejected, writer.database_up) == (2, 0, True)
+    await writer.close()
+    await store.close()
+
+
+async def test_a_refused_record_is_dropped_and_counted_and_the_rest_of_its_batch_lands(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One refused record costs that record only: logged with kind and CallSid, never its text."""
+    store = CallStore(database_url)
+    journal = Journal(tmp_path / "j.jsonl")
+    writer = StoreWriter(store, journal)
+    await writer.start()
+    for record in [opened("CA1"), *turns("CA1", 2), poison("CA1")]:
+        writer.submit(record)
+    writer.submit(TurnRecorded("CA1", "i9", "caller", "after", "after", False, 9, 10))
+    await writer.flush()
+    assert await item_ids(store, "CA1") == ["i0", "i1", "i9"]
+    assert (writer.stats.written, writer.stats.rejected) == (4, 1)
+    assert writer.database_up, "a refused record is no outage"
+    assert len(journal) == 0
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert refused[0].startswith("the database refused a TurnRecorded record of call CA1 (")
+    assert "secret" not in caplog.text
+    await writer.close()
+    await store.close()
+
+
+async def test_records_after_a_refused_one_are_written_in_later_batches(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """The writer goes on writing directly after a refusal: nothing queues behind it."""
+    store = CallStore(database_url)
+    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"))
+    await writer.start()
+    writer.submit(opened("CA1"))
+    writer.submit(poison("CA1"))
+    await writer.flush()
+    for record in turns("CA1", 3):
+        writer.submit(record)
+    await writer.flush()
+    assert await item_ids(store, "CA1") == ["i0", "i1", "i2"]
+    assert (writer.stats.written, writer.stats.rejected, writer.stats.journaled) == (4, 1, 0)
+    await writer.close()
+    await store.close()
+
+
+@pytest.fixture
+async def postgresql_url(tmp_path: Path) -> AsyncIterator[str]:
+    async for url in fresh_database("postgresql", tmp_path):
+        yield url
+
+
+async def test_a_string_postgresql_finds_too_long_is_refused_alone(postgresql_url: str,
+                                                                   tmp_path: Path) -> None:
+    """A server-side data error (22001, a role beyond VARCHAR(16)) takes only its record."""
+    store = CallStore(postgresql_url)
+    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"))
+    await writer.start()
+    writer.submit(opened("CA1"))
+    writer.submit(TurnRecorded("CA1", "long", "r" * 17, "x", "x", False, 0, 1))
+    for record in turns("CA1", 2):
+        writer.submit(record)
+    await writer.flush()
+    assert await item_ids(store, "CA1") == ["i0", "i1"]
+    assert (writer.stats.rejected, writer.database_up) == (1, True)
+    await writer.close()
+    await store.close()
+
+
+async def test_a_journal_holding_a_refused_record_is_replayed_past_it(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """At start-up a refused record in the journal is dropped; the rest lands, it is cleared."""
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.append([opened("CA9"), *turns("CA9", 2), poison("CA9"),
+                    TurnRecorded("CA9", "i9", "caller", "after", "after", False, 9, 10)])
+    store = CallStore(database_url)
+    writer = StoreWriter(store, journal, instance="other")
+    await writer.start()
+    assert await item_ids(store, "CA9") == ["i0", "i1", "i9"]
+    assert (writer.stats.replayed, writer.stats.rejected) == (4, 1)
+    assert writer.database_up
+    assert len(journal) == 0
+    await writer.close()
+    await store.close()
+
+
+async def test_a_refused_record_journaled_during_an_outage_does_not_block_the_replay(
+    tmp_path: Path,
+) -> None:
+    """Down (SQLite locked), a refused record is journaled with the rest; back up, the replay
+    drops it, stores the others, and direct writes resume."""
+    path = tmp_path / "calls.db"
+    url = f"sqlite:///{path}?timeout=0.2"
+    await upgrade_async(url)
+    store = CallStore(url)
+    journal = Journal(tmp_path / "j.jsonl")
+    writer = StoreWriter(store, journal, retry_delays=[0.2])
+    await writer.start()
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for record in [opened("CA1"), *turns("CA1", 2), poison("CA1")]:
+        writer.submit(record)
+    await writer.flush(within=5.0)
+    assert not writer.database_up
+    assert len(journal) == 4
+    blocker.rollback()
+    blocker.close()
+    await until(lambda: writer.database_up)
+    writer.submit(TurnRecorded("CA1", "i9", "caller", "after", "after", False, 9, 10))
+    await writer.flush()
+    assert await item_ids(store, "CA1") == ["i0", "i1", "i9"]
+    assert (writer.stats.replayed, writer.stats.rejected, len(journal)) == (3, 1, 0)
+    await writer.close()
+    await store.close()
+
+
+class GoesDown(CallStore):
+    """A real store whose database becomes unreachable after `transactions` more writes."""
+
+    def __init__(self, database_url: str, transactions: int) -> None:
+        super().__init__(database_url)
+        self.transactions = transactions
+
+    async def apply(self, records: Sequence[Record]) -> None:
+        if self.transactions <= 0:
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+        self.transactions -= 1
+        await super().apply(records)
+
+
+async def test_an_outage_while_retrying_record_by_record_journals_the_records_not_written(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """Refused batch, then the database goes away mid-retry: what was not written yet is
+    journaled in order (the refused record is not), and replayed once the database is back."""
+    store = GoesDown(database_url, transactions=3)  # the batch, CallOpened, the poison
+    journal = Journal(tmp_path / "j.jsonl")
+    writer = StoreWriter(store, journal, retry_delays=[0.1])
+    await writer.start()
+    for record in [opened("CA1"), poison("CA1"), *turns("CA1", 2)]:
+        writer.submit(record)
+    await writer.flush()
+    assert not writer.database_up
+    assert [r.item_id for r in journal.read() if isinstance(r, TurnRecorded)] == ["i0", "i1"]
+    assert (writer.stats.written, writer.stats.rejected, writer.stats.journaled) == (1, 1, 2)
+    store.transactions = 100
+    await until(lambda: writer.database_up)
+    assert await item_ids(store, "CA1") == ["i0", "i1"]
+    await writer.close()
+    await store.close()
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -84,6 +84,7 @@ class CallbridgeServer:
         if writer is not None:
             metrics.writer_queue.set_function(lambda: writer.queue_depth)
             metrics.records_dropped.set_function(lambda: writer.stats.dropped)
+            metrics.records_rejected.set_function(lambda: writer.stats.rejected)
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=METRICS_CONTENT_TYPE)

@@ -88,6 +88,9 @@ class Metrics:
         self.records_dropped = Gauge("callbridge_records_dropped",
                                      "Records dropped because the writer queue was full",
                                      registry=r)
+        self.records_rejected = Gauge("callbridge_records_rejected",
+                                      "Records the database refused as bad data, dropped alone",
+                                      registry=r)
         self._finished = dict.fromkeys(FRAME_STATS, 0)
         self._live: Callable[[], Iterable[SessionStats]] = list
 

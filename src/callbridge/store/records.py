@@ -127,6 +127,19 @@ RECORD_TYPES: dict[str, type[Any]] = {
 }
 
 
+def without_nul(record: Record) -> Record:
+    """`record` with U+0000 taken out of its text fields, which PostgreSQL refuses in text (a
+    model's transcript can hold one); `record` itself when it has none. JSON fields keep theirs:
+    JSON writes it as an escape, which both databases store."""
+    changes = {field.name: value.replace("\x00", "") for field in dataclasses.fields(record)
+               if isinstance(value := getattr(record, field.name), str) and "\x00" in value}
+    if not changes:
+        return record
+    # mypy types replace() on a union of dataclasses as taking no fields at all
+    cleaned: Record = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+    return cleaned
+
+
 def to_dict(record: Record) -> dict[str, Any]:
     """A JSON-ready dict with the record's type under "record"."""
     return {"record": type(record).__name__, **dataclasses.asdict(record)}

@@ -32,6 +32,7 @@ from callbridge.store.records import (
     ToolRecorded,
     TurnRecorded,
     UsageRecorded,
+    without_nul,
 )
 
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -73,10 +74,11 @@ class CallStore:
     # ---------------------------------------------------------------- writing
 
     async def apply(self, records: Sequence[Record]) -> None:
-        """Apply records in order, in one transaction. Applying them again changes nothing."""
+        """Apply records in order, in one transaction. Applying them again changes nothing.
+        U+0000 is taken out of text fields first (`without_nul`)."""
         async with self.engine.begin() as connection:
             pending: list[Record] = []
-            for record in records:
+            for record in map(without_nul, records):
                 if pending and type(pending[0]) is not type(record):
                     await self._apply_group(connection, pending)
                     pending = []

@@ -1,10 +1,13 @@
 """The one task that writes the call record, so no call ever waits on the database.
 
 Bridges `submit()` records without awaiting: they go into a bounded queue. The writer drains it
-in batches, one transaction each. When the database fails, the batch and everything after it go
-to the local journal, and a probe retries with backoff; once the database answers, the journal is
-replayed (in order, idempotently) before new records are written again. A full queue drops the
-record, counts it and logs — it never blocks a call.
+in batches, one transaction each. When the database is unavailable, the batch and everything
+after it go to the local journal, and a probe retries with backoff; once the database answers, the
+journal is replayed (in order, idempotently) before new records are written again. When the
+database refuses a batch's data (`failures.classify`), the batch is written again one record per
+transaction and only the records refused are dropped — counted and logged with their kind and
+CallSid, never their text — so one bad record never holds up the others, live or replayed. A full
+queue drops the record, counts it and logs — it never blocks a call.
 """
 
 from __future__ import annotations
@@ -16,15 +19,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from callbridge.store.failures import UNAVAILABLE_ERRORS, Failure, classify, describe
 from callbridge.store.journal import Journal
 from callbridge.store.records import Record
 from callbridge.store.repository import CallStore
 
 log = logging.getLogger("callbridge.store")
 
-DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+DB_ERRORS = UNAVAILABLE_ERRORS  # what a database call raises while the database is down
 
 
 @dataclass
@@ -33,8 +35,19 @@ class WriterStats:
     written: int = 0
     journaled: int = 0
     replayed: int = 0
-    dropped: int = 0
+    dropped: int = 0  # the queue was full
+    rejected: int = 0  # the database refused the record's data
     failures: int = 0
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What writing some records came to: how many landed, and — when the database became
+    unavailable on the way — the error and the records not written yet, in order."""
+
+    written: int
+    rest: list[Record]
+    error: BaseException | None = None
 
 
 class StoreWriter:
@@ -140,19 +153,56 @@ class StoreWriter:
     async def _write(self, batch: list[Record]) -> None:
         while True:
             if self.database_up:
-                try:
-                    await asyncio.wait_for(self.store.apply(batch), self._write_timeout)
-                except DB_ERRORS as exc:
-                    self._mark_down(exc)
-                else:
-                    self.stats.written += len(batch)
+                stored = await self._store(batch)
+                self.stats.written += stored.written
+                if stored.error is None:
                     return
+                batch = stored.rest
+                self._mark_down(stored.error)
             async with self._journal_lock:
                 if not self.database_up:
                     await asyncio.to_thread(self.journal.append, batch)
                     self.stats.journaled += len(batch)
                     return
             # The journal was replayed while we waited for it: write this batch directly.
+
+    async def _store(self, records: list[Record]) -> _Stored:
+        """Write `records` in one transaction; if the database refuses their data, in one
+        transaction per record, dropping only the records it refuses."""
+        error = await self._apply(records)
+        if error is None:
+            return _Stored(len(records), [])
+        if classify(error) is Failure.UNAVAILABLE:
+            return _Stored(0, records, error)
+        if len(records) > 1:
+            return await self._store_each(records)
+        self._reject(records[0], error)
+        return _Stored(0, [])
+
+    async def _store_each(self, records: list[Record]) -> _Stored:
+        written = 0
+        for index, record in enumerate(records):
+            stored = await self._store([record])
+            written += stored.written
+            if stored.error is not None:
+                return _Stored(written, records[index:], stored.error)
+        return _Stored(written, [])
+
+    async def _apply(self, records: list[Record]) -> Exception | None:
+        """None once `records` are applied, in one transaction; else the database failure.
+        Errors that are no database failure (`classify`) propagate."""
+        try:
+            await asyncio.wait_for(self.store.apply(records), self._write_timeout)
+        except Exception as exc:
+            if classify(exc) is None:
+                raise
+            return exc
+        return None
+
+    def _reject(self, record: Record, exc: BaseException) -> None:
+        self.stats.rejected += 1
+        log.error("the database refused a %s record of call %s (%s): dropped it",
+                  type(record).__name__, record.call_sid, describe(exc))
 
     async def _spill(self, batch: list[Record]) -> None:
         async with self._journal_lock:
@@ -183,16 +233,21 @@ class StoreWriter:
             log.warning("database is back: replayed %d journaled record(s)", replayed)
 
     async def _replay(self) -> int:
-        """Apply the journal, then clear it; marks the database up. Raises on failure."""
+        """Apply the journal, dropping records the database refuses, then clear it; marks the
+        database up. Returns how many records landed; raises one of DB_ERRORS while the database
+        is unavailable (the journal is kept: replaying it again changes nothing)."""
         async with self._journal_lock:
             records = await asyncio.to_thread(self.journal.read)
+            landed = 0
             for start in range(0, len(records), self._batch_size):
-                chunk = records[start:start + self._batch_size]
-                await asyncio.wait_for(self.store.apply(chunk), self._write_timeout)
+                stored = await self._store(records[start:start + self._batch_size])
+                landed += stored.written
+                if stored.error is not None:
+                    raise stored.error  # one of DB_ERRORS (`classify`)
             await asyncio.to_thread(self.journal.clear)
             self.database_up = True
-        self.stats.replayed += len(records)
-        return len(records)
+        self.stats.replayed += landed
+        return landed
 
     async def _beat(self) -> None:
         while True:
