@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     ramp.add_argument("--no-relay", action="store_true", help="skip the relay baseline")
     ramp.add_argument("--quiet-cpu", type=float, default=25.0,
                       help="before and during a window, other processes on this machine may use "
-                           "at most this % of a core, else wait / measure again (25)")
+                           "at most this %% of a core, else wait / measure again (25)")
     ramp.add_argument("--quiet-wait", type=float, default=120.0,
                       help="seconds to wait for the machine to quiet down before a window (120)")
     ramp.add_argument("--retries", type=int, default=2,

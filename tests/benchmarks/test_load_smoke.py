@@ -55,3 +55,12 @@ def test_smoke_run_loses_no_frame_prints_the_table_and_leaves_nothing_running() 
     started = [int(pid) for pid in re.findall(r"(\d+)", pids.group(1))]
     assert len(started) >= 4  # echo upstream, callbridge, relay, callers
     assert not [pid for pid in started if _alive(pid)], "processes left running"
+
+
+def test_help_prints_every_option() -> None:
+    """`--help` renders (argparse formats help strings with %, so a bare % once broke it)."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.load", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "--quiet-cpu" in result.stdout
+    assert "% of a core" in result.stdout

@@ -79,11 +79,6 @@ async def test_a_media_socket_lost_without_stop_closes_the_upstream_and_stores_t
 SILENT_S = 10.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: nothing ends a call whose media socket goes silent without closing (a half-open TCP "
-    "connection: no FIN, no RST). uvicorn runs with ws_ping_interval=None and the bridge has no "
-    "deadline on Twilio's 50 frames a second, so the call and its Realtime session (billed) "
-    "stay open until OpenAI's session cap, and then reconnect"))
 async def test_a_media_socket_that_goes_silent_without_closing_ends_the_call(
     tmp_path: Path, reliability: ReliabilityLog,
 ) -> None:
@@ -111,7 +106,7 @@ async def test_a_media_socket_that_goes_silent_without_closing_ends_the_call(
     results = await inject(1, tmp_path, scenario)
     reliability.record("twilio-silent", "Twilio socket goes silent (half-open, no FIN/RST)",
                        f"`FaultProxy.stall()` between caller and server for {SILENT_S:g} s",
-                       results, bug="nothing ends the call or its upstream session")
+                       results)
     assert [r.outcome for r in results] == [ENDED_GRACEFULLY], results
 
 

@@ -1,10 +1,13 @@
 """One call's I/O: the Twilio media socket, the Realtime socket, timers and tool runs.
 
 A `Bridge` feeds every message to its `CallSession` with the event loop's time and carries out
-the actions it returns: one ordered writer task per peer (Starlette sockets are not safe for
-concurrent sends), upstream (re)connects after the delays the session asks for, wake-ups for
-pacing. `run()` is synchronous: a media frame in becomes a queued frame out with no await, no
-logging and no allocation beyond the message itself.
+the actions it returns: frames out, upstream (re)connects after the delays the session asks for,
+wake-ups for pacing. Both sockets have a synchronous lane (`media_socket`, `upstream`): a
+message arrives from the transport's `data_received` straight into `run()`, and the frames it
+produces are written on the same stack, so a media frame in becomes a frame out with no await,
+no task switch, no logging and no allocation beyond the messages themselves. A media socket
+served without the lane falls back to one ordered writer task (Starlette sockets are not safe
+for concurrent sends).
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from callbridge.config import Settings
 from callbridge.core.actions import (
@@ -43,10 +44,11 @@ from callbridge.core.session import CallSession
 from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
 from callbridge.logs import get_logger
+from callbridge.server.media_socket import lane_of
 from callbridge.server.metrics import Metrics, outcome
 from callbridge.server.recordings import RecordingStore
 from callbridge.server.twilio_rest import TwilioRest, TwilioRestError
-from callbridge.server.upstream import describe_close, open_realtime
+from callbridge.server.upstream import RealtimeSocket, describe_close, open_realtime
 from callbridge.store.records import (
     AudioSaved,
     CallAnswered,
@@ -107,8 +109,8 @@ class Bridge:
         self._on_finished = on_finished
         self._twilio_attached = False
         self._twilio_queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._upstream: ClientConnection | None = None
-        self._upstream_queue: asyncio.Queue[str | None] | None = None
+        self._send_twilio: Callable[[str], None] = self._twilio_queue.put_nowait
+        self._upstream: RealtimeSocket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closers: set[asyncio.Task[None]] = set()
         self._wakeup: asyncio.TimerHandle | None = None
@@ -142,6 +144,10 @@ class Bridge:
         writer = self._spawn(self._write_twilio(ws))
         for frame in first_frames:
             self.run(self.session.receive_twilio(frame, self.now()))
+        lane = lane_of(ws)
+        if lane is not None:
+            self._send_twilio = lane.send_text
+            lane.attach(self._on_twilio_message)
         try:
             await self._read_twilio(ws)
         finally:
@@ -201,11 +207,11 @@ class Bridge:
         for action in actions:
             kind = type(action)
             if kind is SendRealtime:
-                queue = self._upstream_queue
-                if queue is not None:
-                    queue.put_nowait(action.event.serialize())  # type: ignore[union-attr]
+                upstream = self._upstream
+                if upstream is not None:
+                    upstream.send_now(action.event.serialize())  # type: ignore[union-attr]
             elif kind is SendTwilio:
-                self._twilio_queue.put_nowait(action.message.serialize())  # type: ignore[union-attr]
+                self._send_twilio(action.message.serialize())  # type: ignore[union-attr]
             else:
                 self._run_rare(action)
         at = self.session.next_wakeup
@@ -321,7 +327,14 @@ class Bridge:
 
     # ------------------------------------------------------------------ Twilio socket
 
+    def _on_twilio_message(self, frame: bytes) -> None:
+        self.run(self.session.receive_twilio(frame, self._loop.time()))
+
+    def _on_realtime_message(self, frame: bytes) -> None:
+        self.run(self.session.receive_realtime(frame, self._loop.time()))
+
     async def _read_twilio(self, ws: WebSocket) -> None:
+        """Messages the lane did not take (all of them without one), until the disconnect."""
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             while True:
                 message = await ws.receive()
@@ -363,31 +376,19 @@ class Bridge:
         self._log.info("realtime connected", ms=round(connect_s * 1000))
         if self._metrics is not None:
             self._metrics.upstream_connect.observe(connect_s)
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._upstream, self._upstream_queue = ws, queue
-        writer = self._spawn(self._write_upstream(ws, queue))
+        self._upstream = ws
         self.run(self.session.upstream_opened(self.now()))
-        reason = "closed by the server"
-        try:
-            async for message in ws:
-                self.run(self.session.receive_realtime(message, self.now()))
-        except ConnectionClosed as exc:
-            reason = describe_close(exc)
-        finally:
-            writer.cancel()
+        ws.attach(self._on_realtime_message)
+        await ws.wait_closed()
+        reason = describe_close(ws.close_exc)
         if self._upstream is ws:  # lost, not closed by us (call end, agent switch)
-            self._upstream = self._upstream_queue = None
+            self._upstream = None
             self.run(self.session.upstream_lost(self.now(), reason))
 
     def _upstream_unwanted(self) -> bool:
         """The call ended or gave up while a connect attempt was in flight."""
         return (self.session.state is CallState.ENDED
                 or self.session.upstream is not UpstreamState.OPENING)
-
-    async def _write_upstream(self, ws: ClientConnection, queue: asyncio.Queue[str | None]) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while (text := await queue.get()) is not None:
-                await ws.send(text)
 
     def _finish_with(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Work that must outlive the call's tasks (shutdown waits for it, briefly)."""
@@ -410,7 +411,7 @@ class Bridge:
     def _close_upstream(self) -> None:
         """Close the Realtime socket now, in a task of its own that shutdown waits for (≤ 1.5 s)."""
         ws = self._upstream
-        self._upstream = self._upstream_queue = None
+        self._upstream = None
         if ws is not None:
             closer = asyncio.ensure_future(ws.close())
             self._closers.add(closer)

@@ -1,7 +1,8 @@
 """Running the ASGI app under uvicorn: in the foreground for `serve`, in-process for tests.
 
-Owns the uvicorn configuration (httptools, the sans-I/O websockets implementation) and learning
-the port when asked for port 0.
+Owns the uvicorn configuration (httptools with a header deadline, the sans-I/O websockets
+protocol with the media socket's synchronous lane, keepalive pings) and learning the port when
+asked for port 0.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ import uvicorn
 from starlette.applications import Starlette
 
 from callbridge.server.limits import HeaderTimeoutProtocol
+from callbridge.server.media_socket import MediaSocketProtocol
+
+# Pings keep bytes flowing on a socket whose peer is alive even when it sends nothing, so the
+# media socket's silence watchdog (`media_socket.SILENT_AFTER_S`) only ends half-open ones. No
+# pong deadline: a peer that ignores pings but sends audio is alive.
+PING_INTERVAL_S = 2.0
 
 
 def uvicorn_config(app: Starlette, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
@@ -23,13 +30,14 @@ def uvicorn_config(app: Starlette, host: str, port: int, log_level: str = "info"
         host=host,
         port=port,
         log_level=log_level,
-        ws="websockets-sansio",
+        ws=MediaSocketProtocol,
         http=HeaderTimeoutProtocol,  # httptools, with a deadline for request headers
         lifespan="on",
         access_log=False,
         log_config=None,  # uvicorn's lines go through our structured logging
         ws_max_size=1024 * 1024,
-        ws_ping_interval=None,  # Twilio's stream is never idle; its audio is the keepalive
+        ws_ping_interval=PING_INTERVAL_S,
+        ws_ping_timeout=None,
         timeout_graceful_shutdown=5,
     )
 

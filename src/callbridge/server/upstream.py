@@ -1,13 +1,32 @@
-"""Opening the OpenAI Realtime WebSocket for one call.
+"""Opening the OpenAI Realtime WebSocket for one call, and its synchronous lane.
 
 Owns the handshake (URL with `?model=`, `Authorization: Bearer`, never `OpenAI-Beta`) and the
 translation of every way it can fail into `UpstreamError`, at this one boundary.
+
+The socket is `RealtimeSocket`, websockets' asyncio client connection with a lane for the hot
+path: each server message is handed to the bridge as bytes from `data_received`, on the same
+stack (no assembler queue, no task switch, no UTF-8 decode: the core's parser validates), and
+`send_now` frames a client event and writes it at once, without `send`'s lock and coroutine.
+Messages that arrive before the bridge attaches are held and handed over, in order, when it
+does. Pings, pongs, the close handshake and keepalive stay websockets' own.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidState,
+    InvalidStatus,
+    InvalidURI,
+)
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 
 from callbridge.config import Settings
 from callbridge.core.agent import AgentProfile
@@ -15,13 +34,69 @@ from callbridge.errors import UpstreamError
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
+_log = logging.getLogger("callbridge.upstream")
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
-async def open_realtime(settings: Settings, agent: AgentProfile) -> ClientConnection:
+
+class RealtimeSocket(ClientConnection):
+    """A Realtime session socket with the synchronous lane (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message: Callable[[bytes], object] | None = None
+        self._held: list[bytes] = []
+        self._fragments: list[bytes] = []
+
+    def attach(self, on_message: Callable[[bytes], object]) -> None:
+        """Hand every server message to `on_message`, starting with those held so far."""
+        held, self._held = self._held, []
+        self._on_message = on_message
+        for data in held:
+            self._deliver(on_message, data)
+
+    def send_now(self, text: str) -> None:
+        """Write one client event now; dropped once the socket is closing."""
+        try:
+            self.protocol.send_text(text.encode())
+        except InvalidState:
+            return
+        self.send_data()
+
+    def process_event(self, event: Event) -> None:
+        if self.response is None or type(event) is not Frame or event.opcode not in _DATA:
+            super().process_event(event)  # the handshake, pings, pongs, close
+            return
+        if not event.fin:
+            self._fragments.append(bytes(event.data))
+            return
+        data = bytes(event.data)
+        if self._fragments:
+            self._fragments.append(data)
+            data = b"".join(self._fragments)
+            self._fragments = []
+        on_message = self._on_message
+        if on_message is None:
+            self._held.append(data)
+        else:
+            self._deliver(on_message, data)
+
+    def _deliver(self, on_message: Callable[[bytes], object], data: bytes) -> None:
+        try:
+            on_message(data)
+        except Exception:
+            # The old read loop would have died here; fail the socket the same way.
+            _log.exception("realtime message handler failed; closing the socket")
+            self._on_message = None
+            self.protocol.fail(1011, "handler failed")
+            self.send_data()
+
+
+async def open_realtime(settings: Settings, agent: AgentProfile) -> RealtimeSocket:
     """Open a Realtime session socket for `agent`'s model. Raises `UpstreamError` with a
     one-line reason."""
     token = settings.openai_api_key or "no-key"
     try:
-        return await connect(
+        socket = await connect(
             settings.realtime_url_for(agent),
             additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=settings.upstream_open_timeout,
@@ -29,6 +104,7 @@ async def open_realtime(settings: Settings, agent: AgentProfile) -> ClientConnec
             max_size=MAX_EVENT_BYTES,
             compression=None,
             user_agent_header="callbridge",
+            create_connection=RealtimeSocket,
         )
     except InvalidStatus as exc:
         raise UpstreamError(f"handshake refused with HTTP {exc.response.status_code}") from exc
@@ -38,6 +114,7 @@ async def open_realtime(settings: Settings, agent: AgentProfile) -> ClientConnec
         raise UpstreamError("handshake timed out") from exc
     except OSError as exc:
         raise UpstreamError(f"cannot connect: {exc.strerror or exc}") from exc
+    return cast(RealtimeSocket, socket)  # what create_connection made
 
 
 def describe_close(exc: ConnectionClosed) -> str:
