@@ -589,3 +589,59 @@ def test_pcm16_truncation_counts_ms_at_48_bytes_per_ms() -> None:
     [truncate] = [e for e in realtime_out(actions) if isinstance(e, rt.TruncateItem)]
     assert truncate.audio_end_ms == 120  # three 40 ms chunks of μ-law confirmed played
     assert d.session.heard_ms("a1") == 120
+
+
+def _payloads(actions: list) -> list[bytes]:  # type: ignore[type-arg]
+    return [base64.b64decode(e.audio) for e in realtime_out(actions)
+            if isinstance(e, rt.AppendAudio)]
+
+
+def _reconnect(d: Driver) -> list:  # type: ignore[type-arg]
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    return d.realtime(session_updated())
+
+
+def test_a_half_said_sentence_is_given_again_to_the_session_that_replaces_a_lost_one() -> None:
+    """Caller audio sent since the caller's last turn ended went with the lost session: the
+    new one gets it first, then what arrived during the reconnect, in order."""
+    d = Driver()
+    d.twilio(media_frame(0, b"\x01" * 160))  # part of a finished turn
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=20, item_id="u1"))
+    said = [bytes([10 + i]) * 160 for i in range(3)]  # "I'd like a table for…"
+    for i, frame in enumerate(said):
+        d.twilio(media_frame(40 + 20 * i, frame))
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    during = bytes([99]) * 160
+    assert realtime_out(d.twilio(media_frame(100, during))) == []
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    assert _payloads(d.realtime(session_updated())) == [*said, during]
+
+
+def test_audio_already_answered_is_not_given_again() -> None:
+    """After `speech_stopped` the turn belongs to the session (and the restored history):
+    a later drop replays nothing from before it."""
+    d = Driver()
+    for i in range(3):
+        d.twilio(media_frame(20 * i, bytes([i + 1]) * 160))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=60, item_id="u1"))
+    assert _payloads(_reconnect(d)) == []
+
+
+def test_a_second_drop_before_the_caller_finishes_replays_the_whole_utterance_again() -> None:
+    d = Driver()
+    first, second = b"\x21" * 160, b"\x22" * 160
+    d.twilio(media_frame(0, first))
+    assert _payloads(_reconnect(d)) == [first]
+    d.twilio(media_frame(20, second))
+    assert _payloads(_reconnect(d)) == [first, second]
+
+
+def test_the_replay_is_capped_at_the_input_backlog() -> None:
+    d = Driver(timing=Timing(input_backlog_ms=60))
+    frames = [bytes([i + 1]) * 160 for i in range(5)]
+    for i, frame in enumerate(frames):
+        d.twilio(media_frame(20 * i, frame))
+    assert _payloads(_reconnect(d)) == frames[-3:]

@@ -73,6 +73,8 @@ class CallControl:
     _dtmf: list[str]
     _dtmf_turns: int
 
+    def _carry_unanswered_over(self) -> None: ...
+
     def _refresh_timers(self) -> None:
         """Recompute the next call-timer deadline (not on the media path: only after events)."""
         if self.state is not CallState.STREAMING or self._closed:
@@ -240,6 +242,7 @@ class CallControl:
         note = Note("agent_switched", {"from": old.name, "to": name})
         if new.voice != old.voice and self._response_audio:
             self._resume_after_reconnect = True
+            self._carry_unanswered_over()
             self.upstream = UpstreamState.OPENING
             return [note, CloseUpstream(f"switching to agent {name}"),
                     OpenUpstream(attempt=0, delay=0.0)]
@@ -250,6 +253,7 @@ class CallControl:
         caller's audio waits in the backlog for the new session, which gets the conversation."""
         self._deadlines.recycle_at = None
         self._recycling = True
+        self._carry_unanswered_over()
         self._audio_origin_ms = None  # the new session's audio clock starts afresh
         self._audio.caller_reset()
         self.upstream = UpstreamState.OPENING

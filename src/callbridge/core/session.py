@@ -131,6 +131,9 @@ class CallSession(CallControl):
         self._lead_s = self.timing.lead_ms / 1000.0
         self._paced_until: float | None = None
         self._input_backlog: deque[str] = deque(maxlen=max(1, self.timing.input_backlog_ms // 20))
+        # Caller audio the current session has been given since the caller's last turn ended
+        # (its `speech_stopped`): what a lost or replaced session takes with it unanswered.
+        self._unanswered: deque[str] = deque(maxlen=self._input_backlog.maxlen)
         self._retries = 0
         self._ever_ready = False
         self._format_retry_used = False
@@ -220,6 +223,7 @@ class CallSession(CallControl):
             return []
         actions: list[Action] = [Note(kind, {"reason": reason, "retries": self._retries})]
         self._recycling = False  # a failed replacement is an outage like any other
+        self._carry_unanswered_over()
         self._audio_origin_ms = None
         self._audio.caller_reset()
         self._abandon_active_response()
@@ -294,9 +298,19 @@ class CallSession(CallControl):
         if self.upstream is UpstreamState.READY:
             if self._audio_origin_ms is None:
                 self._audio_origin_ms = media.timestamp
+            self._unanswered.append(media.payload)
             return self._forward_caller(media.payload)
         self._input_backlog.append(media.payload)
         return []
+
+    def _carry_unanswered_over(self) -> None:
+        """The session is going: the caller audio it was given since their last turn ended
+        (a half-said sentence, frames in flight when the socket died) goes first in the backlog,
+        so the next session hears the whole utterance. Oldest frames drop past the backlog's cap."""
+        if self._unanswered:
+            self._input_backlog = deque([*self._unanswered, *self._input_backlog],
+                                        maxlen=self._input_backlog.maxlen)
+            self._unanswered.clear()
 
     def _forward_caller(self, payload: str) -> list[Action]:
         """Caller audio to the Realtime session, in the session's format."""
@@ -426,7 +440,9 @@ class CallSession(CallControl):
             if greeting is not None and not self._awaiting_answer:
                 actions.append(self._request_response(greeting))
         self._resume_after_reconnect = False
+        self._unanswered.clear()
         if self.state is CallState.STREAMING:
+            self._unanswered.extend(self._input_backlog)
             for payload in self._input_backlog:
                 actions += self._forward_caller(payload)
             # the new session's audio clock starts at the oldest frame it is given
@@ -491,6 +507,7 @@ class CallSession(CallControl):
 
     def _on_speech_stopped(self, event: rt.SpeechStopped, now: float) -> list[Action]:
         self.history.reserve_caller_turn(event.item_id)
+        self._unanswered.clear()  # committed: the caller's turn is the session's now
         self._speech_stopped_at = now
         self._model_ms = None
         self._speech_end_media = (None if self._audio_origin_ms is None
