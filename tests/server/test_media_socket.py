@@ -37,7 +37,7 @@ async def _echo_through_the_lane(ws: WebSocket) -> None:
     lane = lane_of(ws)
     assert lane is not None
     lane.send_text(f"first:{first}")
-    lane.attach(lambda data: lane.send_text(f"echo:{data.decode()}"))
+    lane.attach(lambda data: lane.send_texts([f"echo:{data.decode()}", f"mark:{data.decode()}"]))
     message = await ws.receive()  # only the disconnect comes this way now
     assert message["type"] == "websocket.disconnect"
 
@@ -63,10 +63,11 @@ async def test_messages_queued_before_attach_then_live_ones_reach_the_lane_in_or
     async with connect(f"ws://127.0.0.1:{server.port}/lane") as ws:
         for i in range(4):
             await ws.send(f"m{i}")
-        replies = [await asyncio.wait_for(ws.recv(), 2) for _ in range(4)]
+        replies = [await asyncio.wait_for(ws.recv(), 2) for _ in range(7)]
         await ws.send("m4")
-        replies.append(await asyncio.wait_for(ws.recv(), 2))
-    assert replies == ["first:m0", "echo:m1", "echo:m2", "echo:m3", "echo:m4"]
+        replies += [await asyncio.wait_for(ws.recv(), 2) for _ in range(2)]
+    assert replies == ["first:m0", "echo:m1", "mark:m1", "echo:m2", "mark:m2", "echo:m3",
+                       "mark:m3", "echo:m4", "mark:m4"]
 
 
 async def _handshake(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -109,7 +109,7 @@ class Bridge:
         self._on_finished = on_finished
         self._twilio_attached = False
         self._twilio_queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._send_twilio: Callable[[str], None] = self._twilio_queue.put_nowait
+        self._send_twilio: Callable[[list[str]], None] = self._queue_twilio
         self._upstream: RealtimeSocket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closers: set[asyncio.Task[None]] = set()
@@ -146,7 +146,7 @@ class Bridge:
             self.run(self.session.receive_twilio(frame, self.now()))
         lane = lane_of(ws)
         if lane is not None:
-            self._send_twilio = lane.send_text
+            self._send_twilio = lane.send_texts
             lane.attach(self._on_twilio_message)
         try:
             await self._read_twilio(ws)
@@ -203,7 +203,9 @@ class Bridge:
     # ------------------------------------------------------------------ carrying out actions
 
     def run(self, actions: list[Action]) -> None:
-        """Carry out the session's actions in order."""
+        """Carry out the session's actions in order. Consecutive frames for Twilio (a chunk
+        and its mark) leave in one write."""
+        twilio: list[str] = []
         for action in actions:
             kind = type(action)
             if kind is SendRealtime:
@@ -211,9 +213,14 @@ class Bridge:
                 if upstream is not None:
                     upstream.send_now(action.event.serialize())  # type: ignore[union-attr]
             elif kind is SendTwilio:
-                self._send_twilio(action.message.serialize())  # type: ignore[union-attr]
+                twilio.append(action.message.serialize())  # type: ignore[union-attr]
             else:
+                if twilio:  # e.g. an EndStream must close after the frames before it
+                    self._send_twilio(twilio)
+                    twilio = []
                 self._run_rare(action)
+        if twilio:
+            self._send_twilio(twilio)
         at = self.session.next_wakeup
         if at != self._wakeup_at:
             self._schedule_wakeup(at)
@@ -326,6 +333,10 @@ class Bridge:
             self._log.error("call task failed", exc_info=task.exception())
 
     # ------------------------------------------------------------------ Twilio socket
+
+    def _queue_twilio(self, texts: list[str]) -> None:
+        for text in texts:
+            self._twilio_queue.put_nowait(text)
 
     def _on_twilio_message(self, frame: bytes) -> None:
         self.run(self.session.receive_twilio(frame, self._loop.time()))

@@ -85,6 +85,16 @@ class MediaLane:
             return
         protocol.transport.write(text_frame(text.encode()))
 
+    def send_texts(self, texts: list[str]) -> None:
+        """Write text messages now, in order, in one write (one system call)."""
+        protocol = self._protocol
+        if protocol.close_sent or protocol.disconnected:
+            return
+        if len(texts) == 1:
+            protocol.transport.write(text_frame(texts[0].encode()))
+        else:
+            protocol.transport.write(b"".join([text_frame(text.encode()) for text in texts]))
+
 
 class MediaSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, plus the lane (see the module docstring)."""
