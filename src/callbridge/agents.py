@@ -210,5 +210,5 @@ def _numbers(table: object, agents: Mapping[str, AgentProfile]) -> dict[str, str
     numbers = {str(number): str(agent) for number, agent in table.items()}
     for number, agent in numbers.items():
         if agent not in agents:
-            raise ConfigError(f"agent file: number {number} names an unknown agent {agent!r}")
+            raise ConfigError(f"agent file: number {number!r} names an unknown agent {agent!r}")
     return numbers
