@@ -184,6 +184,16 @@ def agent_turns(r: Rig, caller: FakeTwilioCaller) -> list[str]:
     return [t.text for t in r.h.bridge_of(caller).transcript if t.role == "agent"]
 
 
+async def through_a_cut(r: Rig, caller: FakeTwilioCaller, *, seed: int) -> tuple[float, bool]:
+    """The first upstream session is being cut mid-reply (`drop_when` set): wait for the cut,
+    for the interrupted reply and the one after it to finish, then `settle_and_turn` from the
+    moment of the cut. Returns (the gap, whether the next turn was answered)."""
+    await until(lambda: bool(r.fake.connections) and r.fake.connections[0].closed)
+    fault_at = caller.now()
+    await until(lambda: len(agent_turns(r, caller)) >= 2, within=12.0)
+    return await settle_and_turn(caller, since=fault_at, seed=seed)
+
+
 def client_events(r: Rig, kind: str) -> list[dict[str, Any]]:
     """Every client event of `kind` the fake model received, over all sessions."""
     return [e for c in r.fake.connections for e in c.client_events if e.get("type") == kind]

@@ -4,8 +4,10 @@ only the records the database refuses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,39 @@ def turns(sid: str, count: int) -> list[TurnRecorded]:
 
 def opened(sid: str) -> CallOpened:
     return CallOpened(sid, "inbound", "+1", "+2", "a", "m", "v", "me", 1.0)
+
+
+@dataclass
+class LockedSqlite:
+    """A writer on a SQLite database another connection holds locked (the database is down)."""
+
+    store: CallStore
+    journal: Journal
+    writer: StoreWriter
+    blocker: sqlite3.Connection
+
+    async def release(self) -> None:
+        """Let go of the lock and wait until the writer finds the database back."""
+        self.blocker.rollback()
+        self.blocker.close()
+        await until(lambda: self.writer.database_up)
+
+
+@contextlib.asynccontextmanager
+async def locked_sqlite(tmp_path: Path) -> AsyncIterator[LockedSqlite]:
+    path = tmp_path / "calls.db"
+    url = f"sqlite:///{path}?timeout=0.2"
+    await upgrade_async(url)
+    store = CallStore(url)
+    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"), retry_delays=[0.2])
+    await writer.start()
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield LockedSqlite(store, writer.journal, writer, blocker)
+    finally:
+        await writer.close()
+        await store.close()
 
 
 async def test_submitted_records_are_written_in_batches(database_url: str,
@@ -50,35 +85,18 @@ async def test_a_locked_sqlite_database_spills_to_the_journal_and_replays(
     tmp_path: Path,
 ) -> None:
     """While another process holds the write lock, records go to the journal; then they land."""
-    path = tmp_path / "calls.db"
-    url = f"sqlite:///{path}?timeout=0.2"
-    await upgrade_async(url)
-    store = CallStore(url)
-    journal = Journal(tmp_path / "j.jsonl")
-    writer = StoreWriter(store, journal, retry_delays=[0.2])
-    await writer.start()
-    blocker = sqlite3.connect(path, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")
-    writer.submit(opened("CA1"))
-    for record in turns("CA1", 20):
-        writer.submit(record)
-    await writer.flush(within=5.0)
-    assert not writer.database_up
-    assert len(journal) == 21
-    blocker.rollback()
-    blocker.close()
-    for _ in range(50):
-        if writer.database_up:
-            break
-        await asyncio.sleep(0.1)
-    assert writer.database_up
-    assert len(journal) == 0
-    call = await store.get_call("CA1")
-    assert call is not None
-    assert [t["item_id"] for t in call["transcript"]] == [f"i{n}" for n in range(20)]
-    assert writer.stats.replayed == 21
-    await writer.close()
-    await store.close()
+    async with locked_sqlite(tmp_path) as locked:
+        writer, journal = locked.writer, locked.journal
+        writer.submit(opened("CA1"))
+        for record in turns("CA1", 20):
+            writer.submit(record)
+        await writer.flush(within=5.0)
+        assert not writer.database_up
+        assert len(journal) == 21
+        await locked.release()
+        assert len(journal) == 0
+        assert await item_ids(locked.store, "CA1") == [f"i{n}" for n in range(20)]
+        assert writer.stats.replayed == 21
 
 
 async def test_a_journal_left_by_a_previous_run_is_replayed_at_start(database_url: str,
@@ -234,29 +252,18 @@ async def test_a_refused_record_journaled_during_an_outage_does_not_block_the_re
 ) -> None:
     """Down (SQLite locked), a refused record is journaled with the rest; back up, the replay
     drops it, stores the others, and direct writes resume."""
-    path = tmp_path / "calls.db"
-    url = f"sqlite:///{path}?timeout=0.2"
-    await upgrade_async(url)
-    store = CallStore(url)
-    journal = Journal(tmp_path / "j.jsonl")
-    writer = StoreWriter(store, journal, retry_delays=[0.2])
-    await writer.start()
-    blocker = sqlite3.connect(path, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")
-    for record in [opened("CA1"), *turns("CA1", 2), poison("CA1")]:
-        writer.submit(record)
-    await writer.flush(within=5.0)
-    assert not writer.database_up
-    assert len(journal) == 4
-    blocker.rollback()
-    blocker.close()
-    await until(lambda: writer.database_up)
-    writer.submit(TurnRecorded("CA1", "i9", "caller", "after", "after", False, 9, 10))
-    await writer.flush()
-    assert await item_ids(store, "CA1") == ["i0", "i1", "i9"]
-    assert (writer.stats.replayed, writer.stats.rejected, len(journal)) == (3, 1, 0)
-    await writer.close()
-    await store.close()
+    async with locked_sqlite(tmp_path) as locked:
+        writer, journal = locked.writer, locked.journal
+        for record in [opened("CA1"), *turns("CA1", 2), poison("CA1")]:
+            writer.submit(record)
+        await writer.flush(within=5.0)
+        assert not writer.database_up
+        assert len(journal) == 4
+        await locked.release()
+        writer.submit(TurnRecorded("CA1", "i9", "caller", "after", "after", False, 9, 10))
+        await writer.flush()
+        assert await item_ids(locked.store, "CA1") == ["i0", "i1", "i9"]
+        assert (writer.stats.replayed, writer.stats.rejected, len(journal)) == (3, 1, 0)
 
 
 class GoesDown(CallStore):

@@ -19,12 +19,12 @@ import logging
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
+from callbridge.closing import AsyncClosing
 from callbridge.errors import CallbridgeError
 
 log = logging.getLogger("callbridge.twilio_rest")
@@ -176,7 +176,7 @@ class CallPacer:
         self._release()
 
 
-class TwilioRest:
+class TwilioRest(AsyncClosing):
     """An async client for the REST calls callbridge makes; see the module docstring.
 
     Requests that are safe to repeat (updates, hang-ups, GETs, number configuration) are retried
@@ -219,17 +219,6 @@ class TwilioRest:
     async def aclose(self) -> None:
         """Close the connection pool. Safe to call twice."""
         await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- calls ------------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from callbridge.audio.g711 import SAMPLE_RATE
 from callbridge.audio.wav import read_wav_ulaw
+from callbridge.closing import AsyncClosing
 from callbridge.testing.caller_config import (
     CallerError,
     CallerOptions,
@@ -75,7 +75,7 @@ _T = TypeVar("_T")
 _Outgoing = tuple[str | bytes, Callable[[], None] | None]
 
 
-class FakeTwilioCaller:
+class FakeTwilioCaller(AsyncClosing):
     """Twilio's side of one call against a bridge server; see the module docstring."""
 
     def __init__(
@@ -162,17 +162,6 @@ class FakeTwilioCaller:
     def speed(self) -> float:
         """Call-clock seconds per wall second."""
         return self.options.speed
-
-    async def __aenter__(self) -> FakeTwilioCaller:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- the voice webhook ------------------------------------------------------------------
 

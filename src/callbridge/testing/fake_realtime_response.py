@@ -33,6 +33,10 @@ def _speak_once(text: str) -> bytes:
         return speak(text)
 
 
+# A message's content part by kind: its item content type and the key holding its text.
+_PARTS = {"audio": ("output_audio", "transcript"), "text": ("output_text", "text")}
+
+
 class ResponseHost(Protocol):
     """What a response needs from its connection."""
 
@@ -188,28 +192,37 @@ class ResponseStream:
             **fields,
         }
 
+    async def _open_message(self, kind: str) -> tuple[JsonDict, str | None]:
+        """A new assistant message with one empty content part of `kind` ("audio" or "text");
+        returns the item and the item before it."""
+        item = wire.assistant_item(wire.new_id("item"))
+        previous = await self._open_item(item)
+        await self._set_part(item, kind, "", "response.content_part.added")
+        return item, previous
+
+    async def _set_part(self, item: JsonDict, kind: str, value: str, event_type: str) -> None:
+        """The message's one content part now holds `value`; say so with `event_type`."""
+        content_type, key = _PARTS[kind]
+        item["content"] = [{"type": content_type, key: value}]
+        part = {"type": kind, key: value}
+        await self._host.emit(self._part_event(event_type, item["id"], part=part))
+
     async def _audio_message(self) -> JsonDict:
         host, plan = self._host, self._plan
-        item = wire.assistant_item(wire.new_id("item"))
+        item, previous = await self._open_message("audio")
         item_id = item["id"]
-        previous = await self._open_item(item)
-        item["content"] = [{"type": "output_audio", "transcript": ""}]
-        part = {"type": "audio", "transcript": ""}
-        await host.emit(self._part_event("response.content_part.added", item_id, part=part))
         audio = plan.reply.audio
         if audio is None:
             audio = await asyncio.to_thread(_speak_once, plan.reply.text)
         transcript = await self._stream_audio(item_id, audio)
         self.generating = False
         self._output_text = wire.text_tokens(transcript)
-        item["content"] = [{"type": "output_audio", "transcript": transcript}]
         await host.emit(self._part_event("response.output_audio.done", item_id))
         done = self._part_event(
             "response.output_audio_transcript.done", item_id, transcript=transcript
         )
         await host.emit(done)
-        part = {"type": "audio", "transcript": transcript}
-        await host.emit(self._part_event("response.content_part.done", item_id, part=part))
+        await self._set_part(item, "audio", transcript, "response.content_part.done")
         return await self._close_item(item, previous)
 
     async def _stream_audio(self, item_id: str, audio: bytes) -> str:
@@ -245,12 +258,8 @@ class ResponseStream:
 
     async def _text_message(self) -> JsonDict:
         host, words = self._host, self._plan.reply.text.split()
-        item = wire.assistant_item(wire.new_id("item"))
+        item, previous = await self._open_message("text")
         item_id = item["id"]
-        previous = await self._open_item(item)
-        item["content"] = [{"type": "output_text", "text": ""}]
-        part = {"type": "text", "text": ""}
-        await host.emit(self._part_event("response.content_part.added", item_id, part=part))
         text = ""
         for delta in wire.split_words(" ".join(words), (len(words) + 3) // 4):
             if self.cancel_reason is not None:
@@ -260,10 +269,8 @@ class ResponseStream:
             await asyncio.sleep(host.config.delta_ms / 1000 / host.config.speed)
         self.generating = False
         self._output_text = wire.text_tokens(text)
-        item["content"] = [{"type": "output_text", "text": text}]
         await host.emit(self._part_event("response.output_text.done", item_id, text=text))
-        part = {"type": "text", "text": text}
-        await host.emit(self._part_event("response.content_part.done", item_id, part=part))
+        await self._set_part(item, "text", text, "response.content_part.done")
         return await self._close_item(item, previous)
 
     async def _function_call(self, call: ToolCall) -> JsonDict:

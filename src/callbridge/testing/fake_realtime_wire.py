@@ -155,38 +155,23 @@ def say_exactly(instructions: object) -> str | None:
     return next(group for group in match.groups() if group is not None)
 
 
+def _item(item_id: str, kind: str, status: str, **fields: Any) -> JsonDict:
+    """A conversation item as the server shows it."""
+    return {"id": item_id, "object": "realtime.item", "type": kind, **fields, "status": status}
+
+
 def user_audio_item(item_id: str) -> JsonDict:
-    return {
-        "id": item_id,
-        "object": "realtime.item",
-        "type": "message",
-        "role": "user",
-        "status": "completed",
-        "content": [{"type": "input_audio", "transcript": None}],
-    }
+    return _item(item_id, "message", "completed", role="user",
+                 content=[{"type": "input_audio", "transcript": None}])
 
 
 def assistant_item(item_id: str) -> JsonDict:
-    return {
-        "id": item_id,
-        "object": "realtime.item",
-        "type": "message",
-        "role": "assistant",
-        "status": "in_progress",
-        "content": [],
-    }
+    return _item(item_id, "message", "in_progress", role="assistant", content=[])
 
 
 def function_call_item(item_id: str, call_id: str, name: str) -> JsonDict:
-    return {
-        "id": item_id,
-        "object": "realtime.item",
-        "type": "function_call",
-        "status": "in_progress",
-        "call_id": call_id,
-        "name": name,
-        "arguments": "",
-    }
+    return _item(item_id, "function_call", "in_progress", call_id=call_id, name=name,
+                 arguments="")
 
 
 def public_item(item: Mapping[str, Any]) -> JsonDict:

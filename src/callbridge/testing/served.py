@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from types import TracebackType
+from abc import abstractmethod
 from typing import Self
 
+from callbridge.closing import AsyncClosing
 
-class Served(ABC):
+
+class Served(AsyncClosing):
     """A server a test starts and stops; `async with` does both, stopping even when the test
     fails. Subclasses may give `start` optional arguments (where to listen)."""
 
@@ -19,14 +20,9 @@ class Served(ABC):
     async def stop(self) -> None:
         """Stop listening and close every connection. Safe to call twice."""
 
+    async def aclose(self) -> None:
+        await self.stop()
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
