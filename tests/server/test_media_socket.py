@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import random
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,8 +20,10 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol, Side
 
 from callbridge.server import media_socket
+from callbridge.server.frame_reader import FrameReader
 from callbridge.server.media_socket import lane_of, text_frame
 from callbridge.server.runner import RunningServer, running
 
@@ -127,3 +131,72 @@ async def test_a_peer_that_talks_but_never_answers_pings_is_kept(server: Running
         assert not await _closed_within(reader, 0.1)
     finally:
         writer.close()
+
+
+def _client_frames(index: int, text: str) -> bytes:
+    """Message `index` as a client sends it: sometimes after a ping, sometimes in fragments."""
+    frames = b""
+    if index % 7 == 3:
+        frames += Frame(Opcode.PING, b"p%d" % index).serialize(mask=True)
+    if index % 5 == 4:
+        data = text.encode()
+        return frames + (Frame(Opcode.TEXT, data[:2], fin=False).serialize(mask=True)
+                         + Frame(Opcode.CONT, data[2:]).serialize(mask=True))
+    return frames + Frame(Opcode.TEXT, text.encode()).serialize(mask=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_frames_cut_anywhere_among_pings_and_fragments_reach_the_lane_in_order(
+    server: RunningServer, seed: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whole text frames take the hand-written reader; pings and fragments go to websockets,
+    which gives the stream back once it is between frames; a frame cut across reads is joined.
+    Nothing is lost, repeated or reordered."""
+    rng = random.Random(seed)
+    read_by_hand: list[bytes] = []
+    read = FrameReader.read
+
+    def counting(self: FrameReader, data: bytes) -> tuple[list[bytes], bytes]:
+        payloads, rest = read(self, data)
+        read_by_hand.extend(payloads)
+        return payloads, rest
+
+    monkeypatch.setattr(FrameReader, "read", counting)
+    reader, writer = await _handshake(server.port, "/lane")
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    texts = [f"message-{i}-" + "x" * rng.randrange(0, 300) for i in range(60)]
+    replies = Protocol(Side.CLIENT)
+    got: list[str] = []
+    writer.write(_client_frames(0, texts[0]))  # read through ASGI; then the app attaches
+    async with asyncio.timeout(5):
+        while not got:
+            replies.receive_data(await reader.read(65536))
+            got += [frame.data.decode() for frame in replies.events_received()]
+    await asyncio.sleep(0.05)
+    frames = [_client_frames(i, text) for i, text in enumerate(texts) if i]
+    while frames:
+        count = rng.randrange(1, 4)
+        group = b"".join(frames[:count])
+        del frames[:count]
+        cut = rng.randrange(1, len(group)) if rng.random() < 0.3 else len(group)
+        for piece in (group[:cut], group[cut:]):
+            if piece:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.002)
+    pongs = 0
+    async with asyncio.timeout(5):
+        while len(got) < 1 + 2 * (len(texts) - 1):
+            replies.receive_data(await reader.read(65536))
+            for frame in replies.events_received():
+                if frame.opcode is Opcode.PONG:
+                    pongs += 1
+                elif frame.opcode is Opcode.TEXT:
+                    got.append(frame.data.decode())
+    writer.close()
+    expected = [f"first:{texts[0]}"]
+    for text in texts[1:]:
+        expected += [f"echo:{text}", f"mark:{text}"]
+    assert got == expected
+    assert pongs == sum(1 for i in range(len(texts)) if i % 7 == 3)
+    assert len(read_by_hand) >= len(texts) // 3  # the rest went through websockets

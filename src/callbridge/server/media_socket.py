@@ -7,7 +7,9 @@ the first messages (`connected`, `start`) and the close all go through ASGI and 
 the bridge attaches, each message is handed to it as bytes from `data_received`, on the same
 stack (no queue, no task switch, no UTF-8 decode: the core's parser validates), and the bridge's
 frames are written to the transport at once, framed here. A frame in becomes a frame out in one
-synchronous call; the disconnect still reaches the app through ASGI's `receive`.
+synchronous call; the disconnect still reaches the app through ASGI's `receive`. While the lane
+is attached and the socket open, whole text frames are cut from the stream by `FrameReader`
+instead of `websockets`; pings, pongs, the close and anything unusual still go to `websockets`.
 
 It also ends a socket that has gone silent: Twilio sends audio every 20 ms and uvicorn pings
 every few seconds, so a connection that delivers no bytes at all for `SILENT_AFTER_S` is
@@ -30,6 +32,9 @@ from typing import Any
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import State
+
+from callbridge.server.frame_reader import FrameReader, parser_idle
 
 LANE = "callbridge.media_lane"
 SILENT_AFTER_S = 6.0
@@ -104,6 +109,7 @@ class MediaSocketProtocol(WebSocketsSansIOProtocol):
     _received_at_check = -1
     _quiet_checks = 0
     _watchdog: asyncio.TimerHandle | None = None
+    _reader: FrameReader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -117,7 +123,24 @@ class MediaSocketProtocol(WebSocketsSansIOProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._received += 1
+        reader = self._reader
+        if reader is not None:
+            if self.close_sent or self.on_message is None or self.conn.state is not State.OPEN:
+                self._reader = None
+                data = reader.release(data)
+            else:
+                payloads, rest = reader.read(data)
+                for payload in payloads:
+                    if not self.close_sent:
+                        self.deliver(payload)
+                if not rest:
+                    return
+                self._reader = None
+                data = rest
         super().data_received(data)
+        if (self.on_message is not None and not self.close_sent
+                and self.conn.state is State.OPEN and parser_idle(self.conn)):
+            self._reader = FrameReader(masked=True, max_size=self.conn.max_message_size)
 
     def _check_silence(self) -> None:
         self._watchdog = None

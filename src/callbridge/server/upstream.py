@@ -8,7 +8,9 @@ path: each server message is handed to the bridge as bytes from `data_received`,
 stack (no assembler queue, no task switch, no UTF-8 decode: the core's parser validates), and
 `send_now` frames a client event and writes it at once, without `send`'s lock and coroutine.
 Messages that arrive before the bridge attaches are held and handed over, in order, when it
-does. Pings, pongs, the close handshake and keepalive stay websockets' own.
+does. Once the handshake is done and the socket open, whole text frames are cut from the stream
+by `FrameReader` instead of websockets' parser. Pings, pongs, the close handshake, keepalive and
+anything unusual stay websockets' own.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from websockets.exceptions import (
     InvalidURI,
 )
 from websockets.frames import Frame, Opcode
-from websockets.protocol import Event
+from websockets.protocol import Event, State
 
 from callbridge.config import Settings
 from callbridge.core.agent import AgentProfile
 from callbridge.errors import UpstreamError
+from callbridge.server.frame_reader import FrameReader, parser_idle
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
@@ -46,6 +49,7 @@ class RealtimeSocket(ClientConnection):
         self._on_message: Callable[[bytes], object] | None = None
         self._held: list[bytes] = []
         self._fragments: list[bytes] = []
+        self._reader: FrameReader | None = None
 
     def attach(self, on_message: Callable[[bytes], object]) -> None:
         """Hand every server message to `on_message`, starting with those held so far."""
@@ -62,6 +66,26 @@ class RealtimeSocket(ClientConnection):
             return
         self.send_data()
 
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        if reader is not None:
+            if self.protocol.state is not State.OPEN:
+                self._reader = None
+                data = reader.release(data)
+            else:
+                payloads, rest = reader.read(data)
+                for payload in payloads:
+                    self._receive(payload)
+                if not rest:
+                    return
+                self._reader = None
+                data = rest
+        super().data_received(data)
+        protocol = self.protocol
+        if (self.response is not None and protocol.state is State.OPEN
+                and parser_idle(protocol)):
+            self._reader = FrameReader(masked=False, max_size=protocol.max_message_size)
+
     def process_event(self, event: Event) -> None:
         if self.response is None or type(event) is not Frame or event.opcode not in _DATA:
             super().process_event(event)  # the handshake, pings, pongs, close
@@ -74,6 +98,9 @@ class RealtimeSocket(ClientConnection):
             self._fragments.append(data)
             data = b"".join(self._fragments)
             self._fragments = []
+        self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
         on_message = self._on_message
         if on_message is None:
             self._held.append(data)
