@@ -10,7 +10,9 @@ silence the caller heard between the fault and the agent's recovery, from `heard
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import math
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -238,12 +240,32 @@ def audible_gap(segments: list[tuple[float, float]], start: float, end: float) -
 
 async def frames_lost(r: Rig, caller: FakeTwilioCaller) -> int:
     """Caller frames no upstream session received: the smallest `sent − appended` over 10
-    samples 7 ms apart, so a frame in flight on loopback is not counted as lost."""
+    samples 7 ms apart, so a frame in flight on loopback is not counted as lost. Appended
+    audio is counted in 20 ms frames of each session's format, since a PCM16 session gets it
+    resampled and in appends of any length; there libsoxr may hold up to 73 ms back (docs/
+    audio.md), which is not lost while the call goes on, so up to 4 frames are allowed for."""
+    pcm16 = any(_input_format(c.session) == "audio/pcm" for c in r.fake.connections)
+    held = 4 if pcm16 else 0
     differences = []
     for _ in range(10):
-        differences.append(caller.frames_sent - len(client_events(r, "input_audio_buffer.append")))
+        differences.append(caller.frames_sent - _frames_appended(r))
         await asyncio.sleep(0.007)
-    return max(0, min(differences))
+    return max(0, math.floor(min(differences) + 1e-9) - held)
+
+
+def _input_format(session: dict[str, Any]) -> str:
+    fmt = session.get("audio", {}).get("input", {}).get("format", {})
+    return str(fmt.get("type", "audio/pcmu")) if isinstance(fmt, dict) else "audio/pcmu"
+
+
+def _frames_appended(r: Rig) -> float:
+    frames = 0.0
+    for connection in r.fake.connections:
+        bytes_per_frame = 960 if _input_format(connection.session) == "audio/pcm" else 160
+        for event in connection.client_events:
+            if event.get("type") == "input_audio_buffer.append":
+                frames += len(base64.b64decode(event.get("audio", ""))) / bytes_per_frame
+    return frames
 
 
 async def turns_lost(r: Rig, caller: FakeTwilioCaller, *, within: float = 20.0) -> int:

@@ -315,10 +315,13 @@ class CallSession(CallControl):
     def _forward_caller(self, payload: str) -> list[Action]:
         """Caller audio to the Realtime session, in the session's format."""
         try:
-            return [SendRealtime(rt.AppendAudio(self._audio.caller_audio(payload)))]
+            audio = self._audio.caller_audio(payload)
         except (binascii.Error, ValueError) as exc:  # only the PCM16 path decodes it
             self.stats.malformed_twilio += 1
             return _sampled_note("malformed_twilio_frame", self.stats.malformed_twilio, exc)
+        if not audio:  # the resampler held the frame back; an empty append is only noise
+            return []
+        return [SendRealtime(rt.AppendAudio(audio))]
 
     def _on_start(self, start: tw.Start, now: float) -> list[Action]:
         if self.state is not CallState.CONNECTING:
