@@ -8,6 +8,11 @@ back as agent audio; each frame's round trip is timed. N ramps up (`--steps`), e
 relay's at the same N) exceeds `--budget-ms` or a frame is lost. Prints progress, then a table;
 writes the table, the raw results and a plot to `--out` (docs/benchmarks/ by default).
 
+`--audio pcm16`: the server converts μ-law ⇄ PCM16 24 kHz (CALLBRIDGE_AUDIO_FORMAT=pcm16). The
+callers send a tone and match echoes by byte offset, and the budget is on load-added latency: p99
+round trip over the p99 at the first step (unloaded), since libsoxr's own hold-back (13–73 ms each
+way) is no bridge cost the relay could stand for. Files: load-pcm16.* instead of load.*.
+
 `--smoke`: N=5 for 3 s, prints the table, writes nothing, exits 1 if any frame was lost.
 `--target-url`: measure another bridge (see docs/benchmarks.md).
 """
@@ -42,6 +47,13 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true",
                    help="N=5 for 3 s, no files, exit 1 on any lost frame (CI)")
+    p.add_argument("--audio", choices=["pcmu", "pcm16"], default="pcmu",
+                   help="pcmu (default): μ-law passthrough, tagged frames matched by tag, budget "
+                        "on bridge-added latency (over the relay). pcm16: the server runs with "
+                        "CALLBRIDGE_AUDIO_FORMAT=pcm16 (μ-law ⇄ PCM16 24 kHz via libsoxr), the "
+                        "callers send a 400 Hz tone matched by byte offset, and the budget is "
+                        "on load-added latency (p99 round trip minus the p99 at the first "
+                        "step, unloaded); the relay still passes μ-law through")
     ramp = p.add_argument_group("the ramp")
     ramp.add_argument("--steps", type=_steps, default=None,
                       help=f"numbers of concurrent calls (default {DEFAULT_STEPS})")
@@ -51,11 +63,14 @@ def parser() -> argparse.ArgumentParser:
     ramp.add_argument("--settle", type=float, default=None,
                       help="seconds between the last call opening and the measurement (2)")
     ramp.add_argument("--budget-ms", type=float, default=5.0,
-                      help="p99 bridge-added latency budget (5 ms)")
+                      help="p99 bridge-added latency budget; with --audio pcm16, p99 "
+                           "load-added (5 ms)")
     ramp.add_argument("--loss-ms", type=float, default=1000.0,
                       help="a frame not echoed within this is lost (1000)")
-    ramp.add_argument("--late-ms", type=float, default=50.0,
-                      help="a frame echoed after this round trip is late (50)")
+    ramp.add_argument("--late-ms", type=float, default=None,
+                      help="a frame echoed after this round trip is late (50; 200 with "
+                           "--audio pcm16, where libsoxr alone holds a frame back up to about "
+                           "150 ms over the round trip, so 50 would count most frames late)")
     ramp.add_argument("--no-stop", action="store_true",
                       help="run every step even after the budget broke")
     ramp.add_argument("--beyond", type=int, default=1,
@@ -89,7 +104,9 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, default=None,
                      help="where the table, JSON and PNG go (default docs/benchmarks; "
                           "none with --smoke)")
-    out.add_argument("--stem", default="load", help="file name stem (load → load.txt, …)")
+    out.add_argument("--stem", default=None,
+                     help="file name stem (load → load.txt, …; default load, or load-pcm16 "
+                          "with --audio pcm16)")
     other = p.add_argument_group("another bridge (see docs/benchmarks.md)")
     other.add_argument("--target-url", default=None,
                        help="http(s)://host:port (Twilio flow: POST /voice, TwiML, stream) or "
@@ -114,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    pcm16 = args.audio == "pcm16"
+    args.late_ms = (200.0 if pcm16 else 50.0) if args.late_ms is None else args.late_ms
+    args.stem = args.stem or ("load-pcm16" if pcm16 else "load")
     if args.smoke:
         args.steps = args.steps or [5]
         args.hold = 3.0 if args.hold is None else args.hold

@@ -19,10 +19,11 @@ does. There is no task per call once it streams and none per frame: one timer lo
 call's frames, its 20 ms cut into 20 phases of 1 ms so calls are spread as real ones are, and the
 sockets are `wire.WsConnection`s whose callbacks run synchronously.
 
-Each frame's first 8 bytes are a tag — magic, call number, sequence number — so the echo coming
-back (as agent `media`, possibly several frames per message) is matched to the frame that caused
-it: its round trip is the time from writing the frame to reading the echo. A frame not echoed
-within `--loss-ms` (1 s) is lost; one echoed later than `--late-ms` (50 ms) is late.
+The echo coming back (as agent `media`, possibly several frames per message) is matched to the
+frame that caused it (`frames`: by a tag in each frame with `--audio pcmu`, by byte offset with
+`--audio pcm16`, where the frames carry a tone): its round trip is the time from writing the frame
+to reading the echo. A frame not echoed within `--loss-ms` (1 s) is lost; one echoed later than
+`--late-ms` is late.
 """
 
 from __future__ import annotations
@@ -35,11 +36,9 @@ import contextlib
 import json
 import secrets
 import signal
-import struct
 import sys
 import time
 import xml.etree.ElementTree as ET
-from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,19 +48,9 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from benchmarks.load import wire
+from benchmarks.load.frames import FRAME_S, TONE_PAYLOAD, FrameLedger, Window, tag_payload
 
-FRAME_BYTES = 160
-FRAME_S = 0.020
 PHASES = 20  # the 20 ms cut into 1 ms phases
-RING = 128  # frames remembered per call (2.56 s), more than the loss horizon
-MASK = RING - 1
-TAG = struct.Struct(">HHI")
-MAGIC = 0xA55A
-BODY = bytes((0x55 + 17 * i) & 0x7F | 0x80 for i in range(FRAME_BYTES - TAG.size))
-BIN_S = 1e-5  # latency histogram: 10 µs bins
-NBINS = 200_000  # up to 2 s
-
-EMPTY, PENDING_IN, PENDING_OUT, LOST = 0, 1, 2, 3
 PAYLOAD_KEY = b'"payload":"'
 MARK_NAME_KEY = b'"mark":{"name":"'
 
@@ -84,47 +73,6 @@ class Target:
     webhook_path: str = "/voice"
 
 
-@dataclass
-class Window:
-    """The figures of one measurement window (frames sent while it was open)."""
-
-    late_s: float
-    hist: array[int] = field(default_factory=lambda: array("L", bytes(NBINS * 8)))
-    sent: int = 0
-    echoed: int = 0
-    lost: int = 0
-    late: int = 0
-    max_s: float = 0.0
-    dropped_calls: int = 0
-    unmatched: int = 0
-    duplicates: int = 0
-    marks: int = 0
-    lags: list[float] = field(default_factory=list)
-
-    def record(self, rtt: float) -> None:
-        index = int(rtt / BIN_S)
-        self.hist[index if index < NBINS else NBINS - 1] += 1
-        self.echoed += 1
-        if rtt > self.max_s:
-            self.max_s = rtt
-        if rtt > self.late_s:
-            self.late += 1
-
-    def summary(self, calls: int) -> dict[str, Any]:
-        lags = sorted(self.lags)
-
-        def pick(q: float) -> float:
-            return lags[min(len(lags) - 1, int(q * len(lags)))] * 1000 if lags else 0.0
-        return {
-            "sent": self.sent, "echoed": self.echoed, "lost": self.lost, "late": self.late,
-            "max_ms": self.max_s * 1000, "dropped_calls": self.dropped_calls,
-            "unmatched": self.unmatched, "duplicates": self.duplicates, "marks": self.marks,
-            "calls": calls,
-            "hist": {str(i): n for i, n in enumerate(self.hist) if n},
-            "lag_ms": [pick(0.5), pick(0.99), lags[-1] * 1000 if lags else 0.0],
-        }
-
-
 class Call:
     """One streaming call."""
 
@@ -132,13 +80,11 @@ class Call:
         "account_sid",
         "call_sid",
         "conn",
+        "frames",
         "idx",
         "marks",
         "play_end",
-        "sent_at",
-        "seq",
         "sequence_number",
-        "state",
         "stream_sid",
         "worker",
     )
@@ -150,10 +96,8 @@ class Call:
         self.call_sid = new_sid("CA")
         self.stream_sid = new_sid("MZ")
         self.account_sid = worker.account_sid
-        self.seq = 0  # media frames sent
+        self.frames = FrameLedger(worker.loss_frames)
         self.sequence_number = 0  # every message after `connected`
-        self.sent_at = array("d", bytes(8 * RING))
-        self.state = bytearray(RING)
         self.play_end = 0.0
         self.marks: deque[tuple[float, str]] = deque()
 
@@ -183,27 +127,16 @@ class Call:
         if conn is None:
             return
         out = self._due_marks(time.perf_counter(), window) if self.marks else []
-        seq = self.seq = self.seq + 1
-        state = self.state
-        old = (seq - self.worker.loss_frames) & MASK  # the frame sent a loss horizon ago
-        if state[old] == PENDING_IN:
-            window.lost += 1
-            state[old] = LOST
-        elif state[old] == PENDING_OUT:
-            state[old] = LOST
+        frames = self.frames
+        seq = frames.next_frame(window)
         self.sequence_number += 1
-        payload = base64.b64encode(TAG.pack(MAGIC, self.idx, seq & 0xFFFFFFFF) + BODY).decode()
+        payload = self.worker.tone or tag_payload(self.idx, seq)
         out.append(f'{{"event":"media","sequenceNumber":"{self.sequence_number}","media":'
                    f'{{"track":"inbound","chunk":"{seq}","timestamp":"{(seq - 1) * 20}",'
                    f'"payload":"{payload}"}},"streamSid":"{self.stream_sid}"}}'.encode())
-        slot = seq & MASK
-        self.sent_at[slot] = time.perf_counter()
+        at = time.perf_counter()
         if conn.send_many(out):
-            if measuring:
-                state[slot] = PENDING_IN
-                window.sent += 1
-            else:
-                state[slot] = PENDING_OUT
+            frames.written(seq, at, measuring, window)
 
     def on_text(self, conn: wire.WsConnection, data: bytes) -> None:
         now = time.perf_counter()
@@ -238,24 +171,10 @@ class Call:
 
     def _on_audio(self, audio: bytes, now: float) -> None:
         self.play_end = max(self.play_end, now) + len(audio) / 8000
-        window = self.worker.window
-        state, sent_at, idx, seq_now = self.state, self.sent_at, self.idx, self.seq
-        for offset in range(0, len(audio) - TAG.size + 1, FRAME_BYTES):
-            magic, call, seq = TAG.unpack_from(audio, offset)
-            if magic != MAGIC:
-                continue
-            if call != idx or not seq_now - RING < seq <= seq_now:
-                window.unmatched += 1
-                continue
-            slot = seq & MASK
-            status = state[slot]
-            if status == PENDING_IN:
-                window.record(now - sent_at[slot])
-            elif status == EMPTY:
-                window.duplicates += 1
-            elif status == LOST:
-                window.unmatched += 1  # came back after the loss horizon: stays lost
-            state[slot] = EMPTY
+        if self.worker.by_offset:
+            self.frames.received(len(audio), now, self.worker.window)
+        else:
+            self.frames.echoed_tags(audio, self.idx, now, self.worker.window)
 
     def _due_marks(self, now: float, window: Window) -> list[bytes]:
         """Echoes of the marks whose audio has played by `now`, as Twilio sends them."""
@@ -268,14 +187,6 @@ class Call:
             window.marks += 1
         return out
 
-    def give_up_pending(self, window: Window) -> None:
-        """The window is over or the call is gone: frames still awaited count as lost."""
-        state = self.state
-        for slot in range(RING):
-            if state[slot] == PENDING_IN:
-                window.lost += 1
-                state[slot] = LOST
-
     def hang_up(self) -> None:
         self.send_json({"event": "stop", "sequenceNumber": str(self._next_sn()),
                         "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
@@ -287,11 +198,13 @@ class Call:
 class Worker:
     """All the calls of this process and the one loop that feeds them."""
 
-    def __init__(self, loss_ms: float, late_ms: float) -> None:
+    def __init__(self, loss_ms: float, late_ms: float, audio: str = "pcmu") -> None:
         self.account_sid = new_sid("AC")
         self.target = Target()
         self.loss_frames = max(2, round(loss_ms / 1000 / FRAME_S))
         self.late_s = late_ms / 1000
+        self.by_offset = audio == "pcm16"  # the bridge resamples: tags would not survive
+        self.tone = TONE_PAYLOAD if self.by_offset else ""
         self.phases: list[list[Call]] = [[] for _ in range(PHASES)]
         self.calls: dict[int, Call] = {}
         self.next_idx = 0
@@ -393,7 +306,7 @@ class Worker:
             self.window.dropped_calls += 1
         elif not self.calls:
             self._all_closed.set()
-        call.give_up_pending(self.window)
+        call.frames.give_up_pending(self.window)
 
     async def ramp(self, calls: int, rate: float) -> dict[str, Any]:
         """Open calls at `rate` per second until `calls` are live."""
@@ -440,7 +353,7 @@ class Worker:
         await asyncio.sleep(self.loss_frames * FRAME_S + 0.1)  # let the last frames come back
         window = self.window
         for call in self.calls.values():
-            call.give_up_pending(window)
+            call.frames.give_up_pending(window)
         return window.summary(len(self.calls))
 
     # ------------------------------------------------------------------ the webhook test
@@ -566,11 +479,15 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loss-ms", type=float, default=1000.0)
     parser.add_argument("--late-ms", type=float, default=50.0)
+    parser.add_argument("--audio", choices=["pcmu", "pcm16"], default="pcmu",
+                        help="pcmu: tagged frames, matched by tag; pcm16: a tone, matched by "
+                             "byte offset")
     args = parser.parse_args()
     wire.install_uvloop()
 
     async def run() -> None:
-        task = asyncio.ensure_future(serve_commands(Worker(args.loss_ms, args.late_ms)))
+        worker = Worker(args.loss_ms, args.late_ms, args.audio)
+        task = asyncio.ensure_future(serve_commands(worker))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -4,14 +4,19 @@
 stdin closes or SIGTERM. Per connection (any path; the `?model=` and the bearer token are ignored)
 it speaks just enough of the Realtime GA protocol for a bridge to stream through it:
 
-- on connect: `session.created`; on `session.update`: `session.updated` confirming `audio/pcmu`
-  in and out (the bridge's READY condition);
+- on connect: `session.created`; on `session.update`: `session.updated` confirming `--audio`'s
+  format in and out, whatever was asked (the bridge's READY condition): `audio/pcmu` for
+  `pcmu`, `{"type": "audio/pcm", "rate": 24000}` for `pcm16`;
 - on every `input_audio_buffer.append`: at once, a `response.output_audio.delta` carrying the
-  same base64 audio, so each caller frame comes back through the bridge as agent audio;
-- the deltas are grouped into responses of `--response-frames` frames (default 100, 2 s):
-  `response.created` before a response's first delta, `response.output_audio.done` and
-  `response.done` after its last, each response with its own item id — so the bridge runs its
-  per-response bookkeeping as on a real call, not one endless item;
+  same base64 audio, so each caller frame comes back through the bridge as agent audio. An empty
+  append (another bridge may send one while its resampler holds audio back) gets no delta: a
+  model never sends an empty one;
+- the deltas are grouped into responses of `--response-frames` 20 ms frames of audio (default
+  100, 2 s): `response.created` before a response's first delta, `response.output_audio.done`
+  and `response.done` after its last, each response with its own item id — so the bridge runs
+  its per-response bookkeeping as on a real call, not one endless item. A delta that crosses a
+  response's end is cut there, so every response holds whole 20 ms frames: the bridge pads an
+  item's last partial frame with silence, which would shift the pcm16 callers' byte offsets;
 - everything else (`response.create`, `conversation.item.*`, `response.cancel`) is ignored.
 
 The `input_audio_buffer.append` text callbridge sends is recognised by its prefix and cut, not
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import signal
 import sys
@@ -29,29 +35,46 @@ import sys
 from benchmarks.load import wire
 
 APPEND_PREFIX = b'{"type":"input_audio_buffer.append","audio":"'
-PCMU = {"format": {"type": "audio/pcmu"}}
-SESSION = {"type": "realtime", "object": "realtime.session", "id": "sess_echo",
-           "model": "echo", "output_modalities": ["audio"],
-           "audio": {"input": PCMU, "output": PCMU}}
+FORMATS: dict[str, dict[str, object]] = {"pcmu": {"type": "audio/pcmu"},
+                                         "pcm16": {"type": "audio/pcm", "rate": 24000}}
+FRAME_BYTES = {"pcmu": 160, "pcm16": 960}  # 20 ms of audio
+
+
+def session(audio: str) -> dict[str, object]:
+    """The `session` object of `session.created` and `session.updated` for `--audio`."""
+    side = {"format": FORMATS[audio]}
+    return {"type": "realtime", "object": "realtime.session", "id": "sess_echo",
+            "model": "echo", "output_modalities": ["audio"],
+            "audio": {"input": side, "output": side}}
+
+
+def decoded_size(text: str) -> int:
+    """Bytes of audio in a base64 text, without decoding it."""
+    size = len(text) // 4 * 3
+    if text.endswith("=="):
+        return size - 2
+    return size - 1 if text.endswith("=") else size
 
 
 class EchoSession:
     """One Realtime connection's echo state."""
 
     __slots__ = (
+        "bytes_in_response",
         "conn",
         "events",
-        "frames_in_response",
         "item_id",
-        "response_frames",
+        "response_bytes",
         "response_id",
         "response_no",
+        "session",
     )
 
-    def __init__(self, conn: wire.WsConnection, response_frames: int) -> None:
+    def __init__(self, conn: wire.WsConnection, response_frames: int, audio: str) -> None:
         self.conn = conn
-        self.response_frames = response_frames
-        self.frames_in_response = 0
+        self.session = session(audio)
+        self.response_bytes = max(1, response_frames) * FRAME_BYTES[audio]
+        self.bytes_in_response = 0
         self.response_no = 0
         self.response_id = ""
         self.item_id = ""
@@ -66,7 +89,16 @@ class EchoSession:
         self.conn.send_text(json.dumps(payload, separators=(",", ":")))
 
     def on_audio(self, audio: str) -> None:
-        if self.frames_in_response == 0:
+        size = decoded_size(audio)
+        if size == 0:
+            return
+        room = self.response_bytes - self.bytes_in_response
+        if size > room:  # cut at the response's end; the rest opens the next response
+            raw = base64.b64decode(audio)
+            self.on_audio(base64.b64encode(raw[:room]).decode("ascii"))
+            self.on_audio(base64.b64encode(raw[room:]).decode("ascii"))
+            return
+        if self.bytes_in_response == 0:
             self.response_no += 1
             self.response_id = f"resp_{self.response_no}"
             self.item_id = f"item_{self.response_no}"
@@ -77,14 +109,14 @@ class EchoSession:
             '{"type":"response.output_audio.delta","event_id":"' + self._event_id()
             + '","response_id":"' + self.response_id + '","item_id":"' + self.item_id
             + '","output_index":0,"content_index":0,"delta":"' + audio + '"}')
-        self.frames_in_response += 1
-        if self.frames_in_response >= self.response_frames:
+        self.bytes_in_response += size
+        if self.bytes_in_response >= self.response_bytes:
             self.end_response()
 
     def end_response(self) -> None:
-        if self.frames_in_response == 0:
+        if self.bytes_in_response == 0:
             return
-        self.frames_in_response = 0
+        self.bytes_in_response = 0
         self.send_json({"type": "response.output_audio.done", "response_id": self.response_id,
                         "item_id": self.item_id, "output_index": 0, "content_index": 0})
         self.send_json({"type": "response.done", "response": {
@@ -105,17 +137,17 @@ class EchoSession:
         if kind == "input_audio_buffer.append" and isinstance(event.get("audio"), str):
             self.on_audio(event["audio"])
         elif kind == "session.update":
-            self.send_json({"type": "session.updated", "session": SESSION})
+            self.send_json({"type": "session.updated", "session": self.session})
 
 
 async def serve_echo(port: int, response_frames: int, ready: asyncio.Future[int] | None = None,
-                     ) -> None:
+                     audio: str = "pcmu") -> None:
     """Serve until cancelled."""
     sessions: dict[wire.WsConnection, EchoSession] = {}
 
     def on_open(conn: wire.WsConnection) -> None:
-        session = sessions[conn] = EchoSession(conn, response_frames)
-        session.send_json({"type": "session.created", "session": SESSION})
+        echo = sessions[conn] = EchoSession(conn, response_frames, audio)
+        echo.send_json({"type": "session.created", "session": echo.session})
 
     def on_text(conn: wire.WsConnection, data: bytes) -> None:
         session = sessions.get(conn)
@@ -142,10 +174,10 @@ async def serve_echo(port: int, response_frames: int, ready: asyncio.Future[int]
             conn.abort()
 
 
-async def _main(port: int, response_frames: int) -> None:
+async def _main(port: int, response_frames: int, audio: str) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[int] = loop.create_future()
-    task = asyncio.ensure_future(serve_echo(port, response_frames, ready))
+    task = asyncio.ensure_future(serve_echo(port, response_frames, ready, audio))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     bound = await ready
@@ -170,10 +202,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--response-frames", type=int, default=100,
-                        help="frames per echoed response (default 100 = 2 s)")
+                        help="20 ms frames of audio per echoed response (default 100 = 2 s)")
+    parser.add_argument("--audio", choices=sorted(FORMATS), default="pcmu",
+                        help="the format confirmed in session.updated (default pcmu)")
     args = parser.parse_args()
     wire.install_uvloop()
-    asyncio.run(_main(args.port, args.response_frames))
+    asyncio.run(_main(args.port, args.response_frames, args.audio))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ relay — on CPU 0; the echo upstream, the callers and this orchestrator on CPU 
 3. for each N in `--steps`, the relay (the baseline) and then callbridge, each from no calls:
    open N calls at `--rate` per second, settle, hold `--hold` s measuring, hang up. The ramp stops
    at the first step that breaks the budget (p99 bridge-added > `--budget-ms`, or any frame lost,
-   call dropped or call that failed to open). Before each window the run waits for the rest of
+   call dropped or call that failed to open; with `--audio pcm16`, p99 load-added — over the
+   first step's p99 — instead of bridge-added). Before each window the run waits for the rest of
    the machine to be quiet (`--quiet-cpu`), and measures again if it was not (`--retries`);
 4. the webhook test on the idle server: `/voice` at `--webhook-rate` per second.
 
@@ -141,7 +142,8 @@ class Run:
         prober = asyncio.ensure_future(self._probe(server, probes))
         spy = None
         if n in args.profile_at and server.pid and server.name != "relay" and profile.py_spy():
-            out = self.procs.workdir / f"profile-{server.name}-{n}.raw"
+            audio = "" if args.audio == "pcmu" else f"-{args.audio}"
+            out = self.procs.workdir / f"profile-{server.name}{audio}-{n}.raw"
             spy = (await profile.record(self.procs, server.pid, max(1.0, args.hold - 1), out,
                                         cpu=self.harness_cpu), out)
         try:
@@ -229,8 +231,10 @@ class Run:
 
     def _line(self, s: dict[str, Any]) -> str:
         rtt = "/".join(f"{v:.2f}" for v in s["rtt_ms"])
-        added = s.get("added_ms")
-        more = f"  added p99 {added[1]:.2f} ms" if added else ""
+        added, load = s.get("added_ms"), s.get("load_added_p99_ms")
+        over = "added" if "reference" not in s else "over relay"
+        more = f"  {over} p99 {added[1]:.2f} ms" if added else ""
+        more += f"  load-added p99 {load:.2f} ms" if load is not None else ""
         cpu = f"{s['server_cpu']:.0f}%" if s.get("server_cpu") is not None else "n/a"
         return (f"[{s['server']}] N={s['n']}: rtt p50/p99/max {rtt} ms{more}  "
                 f"lost {s['lost']}/{s['sent']}  late {s['late']}  server CPU {cpu}  "
@@ -290,7 +294,8 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
     r.say(f"load run: {pinning}")
     r.echo, echo_port = await procs.start_listener(
         "echo-upstream", "benchmarks.load.echo_upstream",
-        ["--port", str(args.echo_port), "--response-frames", str(args.response_frames)],
+        ["--port", str(args.echo_port), "--response-frames", str(args.response_frames),
+         "--audio", args.audio],
         cpu=r.harness_cpu)
     echo_url = f"ws://127.0.0.1:{echo_port}/v1/realtime"
     bridge = await _bridge_under_test(r, args, procs, echo_url)
@@ -303,14 +308,13 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
                        relay_proc.pid, ("127.0.0.1", relay_port, "/healthz"))
     r.callers = await procs.start(
         "callers", [sys.executable, "-m", "benchmarks.load.callers",
-                    "--loss-ms", str(args.loss_ms), "--late-ms", str(args.late_ms)],
+                    "--loss-ms", str(args.loss_ms), "--late-ms", str(args.late_ms),
+                    "--audio", args.audio],
         cpu=r.harness_cpu)
-    settings = (f"CALLBRIDGE_CHUNK_MS=20 CALLBRIDGE_LEAD_MS=5000 DATABASE_URL="
-                f"{'none' if args.record == 'none' else 'sqlite'}; hold {args.hold:g} s, "
-                f"ramp {args.rate:g} calls/s, settle {args.settle:g} s; loss = not echoed within "
-                f"{args.loss_ms:g} ms, late = round trip > {args.late_ms:g} ms; echo responses "
-                f"of {args.response_frames} frames; budget p99 added ≤ {args.budget_ms:g} ms")
-    result: dict[str, Any] = {"machine": machine(), "pinning": pinning, "settings": settings,
+    result: dict[str, Any] = {"machine": machine(), "pinning": pinning,
+                              "settings": _settings(args), "audio": args.audio,
+                              "budget": {"kind": "load-added" if args.audio == "pcm16"
+                                         else "bridge-added", "ms": args.budget_ms},
                               "bridge_name": bridge.name, "relay": [], "bridge": [],
                               "profiles": []}
     steps = args.steps
@@ -339,6 +343,10 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
         report.add_bridge_cost(step, relay_by_n)
         found = report.baseline_for(n, relay_by_n)
         step["baseline"] = found["rtt_ms"] if found else None
+        if args.audio == "pcm16":
+            if not result["bridge"]:
+                result["budget"]["reference"] = report.reference_of(step)
+            report.add_load_cost(step, result["budget"]["reference"])
         if idle_kb and step.get("server_rss_mb"):
             step["rss_per_call_kb"] = (step["server_rss_mb"] * 1024 - idle_kb) / n
         step["verdict"] = report.verdict(step, args.budget_ms)
@@ -368,10 +376,27 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
     return _exit_status(result, args)
 
 
+def _settings(args: argparse.Namespace) -> str:
+    """The run's settings, as the report's second line says them."""
+    pcm16 = args.audio == "pcm16"
+    budget = (f"budget: no frame lost, p99 load-added ≤ {args.budget_ms:g} ms over the first "
+              "step's p99 (the unloaded reference); the relay passes μ-law through, no "
+              "resampling" if pcm16 else f"budget p99 added ≤ {args.budget_ms:g} ms")
+    return (("CALLBRIDGE_AUDIO_FORMAT=pcm16 " if pcm16 else "")
+            + f"CALLBRIDGE_CHUNK_MS=20 CALLBRIDGE_LEAD_MS=5000 DATABASE_URL="
+            f"{'none' if args.record == 'none' else 'sqlite'}; hold {args.hold:g} s, "
+            f"ramp {args.rate:g} calls/s, settle {args.settle:g} s; loss = not echoed within "
+            f"{args.loss_ms:g} ms, late = round trip > {args.late_ms:g} ms; echo responses "
+            f"of {args.response_frames} frames"
+            + ("; frames are a 400 Hz tone, matched by byte offset; " if pcm16 else "; ")
+            + budget)
+
+
 async def _bridge_under_test(r: Run, args: argparse.Namespace, procs: Processes,
                              echo_url: str) -> Server:
     if args.target_url is None:
-        cb = await start_callbridge(procs, echo_url, cpu=r.server_cpu, record=args.record)
+        cb = await start_callbridge(procs, echo_url, cpu=r.server_cpu, record=args.record,
+                                    audio=args.audio)
         port = int(cb.url.rsplit(":", 1)[1])
         return Server("callbridge", Target(flow="twilio", server_url=cb.url,
                                            public_url=PUBLIC_URL, auth_token=cb.auth_token),

@@ -8,6 +8,7 @@ the death of the harness itself, through `PR_SET_PDEATHSIG` and a closed stdin),
     CALLBRIDGE_PUBLIC_URL=https://load.callbridge.invalid   TWILIO_AUTH_TOKEN=<random>
     CALLBRIDGE_OPENAI_URL=ws://127.0.0.1:<echo>/v1/realtime DATABASE_URL=none (or a temp SQLite)
     CALLBRIDGE_CHUNK_MS=20   CALLBRIDGE_LEAD_MS=5000
+    CALLBRIDGE_AUDIO_FORMAT=pcm16 (with `--audio pcm16` only: μ-law ⇄ PCM16 24 kHz, resampled)
 
 A 20 ms chunk sends each echoed frame on as soon as it arrives (the default 40 ms would hold every
 other frame back for the next one), and a 5 s lead means pacing never delays one: the callers echo
@@ -182,7 +183,7 @@ class Callbridge:
 
 
 async def start_callbridge(procs: Processes, echo_url: str, *, cpu: int | None, record: str,
-                           log_level: str = "info") -> Callbridge:
+                           audio: str = "pcmu", log_level: str = "info") -> Callbridge:
     """`callbridge serve` on a free loopback port, against the echo upstream; waits for /healthz."""
     port = free_port()
     token = os.urandom(12).hex()
@@ -199,6 +200,8 @@ async def start_callbridge(procs: Processes, echo_url: str, *, cpu: int | None, 
         "CALLBRIDGE_JOURNAL": str(procs.workdir / "journal.jsonl"),
         "CALLBRIDGE_INSTANCE_ID": "load-bench",
     })
+    if audio != "pcmu":
+        env["CALLBRIDGE_AUDIO_FORMAT"] = audio
     if database != "none":
         upgrade = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callbridge", "db", "upgrade", env=env, cwd=procs.workdir,

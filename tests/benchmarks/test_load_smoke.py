@@ -2,7 +2,9 @@
 
 Five calls for three seconds through the real server and through the relay baseline, in the
 harness's own processes: no frame may be lost, the table must be printed, and every process the
-harness started must be gone afterwards. The full ramp is run on demand (docs/benchmarks.md).
+harness started must be gone afterwards — with μ-law passthrough (frames matched by tag) and with
+`--audio pcm16` (the server resamples; frames matched by byte offset). The full ramp is run on
+demand (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -29,14 +31,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_smoke_run_loses_no_frame_prints_the_table_and_leaves_nothing_running() -> None:
-    command = [sys.executable, "-m", "benchmarks.load", "--smoke"]
+def _smoke(*options: str) -> subprocess.CompletedProcess[str]:
+    """`python -m benchmarks.load --smoke` with `options`; skips where it cannot run pinned."""
+    command = [sys.executable, "-m", "benchmarks.load", "--smoke", *options]
     if shutil.which("taskset") is None:
         if os.environ.get("CI") != "true":
             pytest.skip("taskset (util-linux) is missing: the harness pins processes to cores")
         command.append("--no-pin")  # CI must not skip: run unpinned, which the output says
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
-                            check=False)
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _assert_every_frame_came_back(result: subprocess.CompletedProcess[str]) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "callbridge rtt ms" in result.stdout, output
@@ -55,6 +61,23 @@ def test_smoke_run_loses_no_frame_prints_the_table_and_leaves_nothing_running() 
     started = [int(pid) for pid in re.findall(r"(\d+)", pids.group(1))]
     assert len(started) >= 4  # echo upstream, callbridge, relay, callers
     assert not [pid for pid in started if _alive(pid)], "processes left running"
+
+
+def test_smoke_run_loses_no_frame_prints_the_table_and_leaves_nothing_running() -> None:
+    """μ-law passthrough: every tagged frame comes back, through callbridge and the relay."""
+    _assert_every_frame_came_back(_smoke())
+
+
+def test_pcm16_smoke_run_matches_every_frame_by_offset_and_judges_against_the_reference(
+) -> None:
+    """PCM16: every frame comes back through the resampling server, matched by byte offset,
+    and the verdict is on load-added latency over the first step, not on the relay."""
+    result = _smoke("--audio", "pcm16")
+    _assert_every_frame_came_back(result)
+    assert "CALLBRIDGE_AUDIO_FORMAT=pcm16" in result.stdout, result.stdout
+    assert "load-added" in result.stdout, result.stdout
+    assert re.search(r"^budget \(pcm16\): .* \(the p99 at N=5, the unloaded reference\)",
+                     result.stdout, re.MULTILINE), result.stdout
 
 
 def test_help_prints_every_option() -> None:

@@ -1,0 +1,77 @@
+"""The load harness's echo upstream: what it confirms and how it cuts echoed audio into responses.
+
+One `EchoSession` driven with the texts a bridge sends, its replies recorded by a fake socket.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from benchmarks.load.echo_upstream import EchoSession
+
+
+class RecordingSocket:
+    """Stands in for the WebSocket: keeps every event the session sends."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def send_text(self, text: str) -> bool:
+        self.events.append(json.loads(text))
+        return True
+
+
+def _session(audio: str, response_frames: int) -> tuple[EchoSession, RecordingSocket]:
+    socket = RecordingSocket()
+    return EchoSession(socket, response_frames, audio), socket  # type: ignore[arg-type]
+
+
+def _append(audio: bytes) -> bytes:
+    return (b'{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(audio)
+            + b'"}')
+
+
+def test_pcm16_session_update_is_confirmed_as_pcm_at_24_khz_both_ways() -> None:
+    """With --audio pcm16 the bridge's session.update is answered with the format it asked for."""
+    echo, socket = _session("pcm16", 100)
+    echo.on_event(b'{"type":"session.update","session":{}}')
+    [updated] = socket.events
+    expected = {"format": {"type": "audio/pcm", "rate": 24000}}
+    assert updated["type"] == "session.updated"
+    assert updated["session"]["audio"] == {"input": expected, "output": expected}
+
+
+def test_a_delta_crossing_a_responses_end_is_cut_on_the_20_ms_boundary() -> None:
+    """pcm16, one frame (960 bytes) per response: 1500 bytes come back as 960 bytes closing one
+    response and 540 bytes opening the next, in order."""
+    echo, socket = _session("pcm16", 1)
+    audio = bytes(range(256)) * 5 + bytes(220)
+    echo.on_event(_append(audio[:1500]))
+    kinds = [event["type"] for event in socket.events]
+    assert kinds == ["response.created", "response.output_audio.delta",
+                     "response.output_audio.done", "response.done",
+                     "response.created", "response.output_audio.delta"]
+    deltas = [base64.b64decode(e["delta"]) for e in socket.events if "delta" in e]
+    assert [len(d) for d in deltas] == [960, 540]
+    assert b"".join(deltas) == audio[:1500]
+    assert socket.events[1]["item_id"] != socket.events[5]["item_id"]
+
+
+def test_an_empty_append_gets_no_delta() -> None:
+    """callbridge's PCM16 path appends "" while libsoxr holds audio back; a model sends nothing."""
+    echo, socket = _session("pcm16", 100)
+    echo.on_event(_append(b""))
+    assert socket.events == []
+
+
+def test_pcmu_responses_still_hold_response_frames_frames_of_160_bytes() -> None:
+    """pcmu, 2 frames per response: four 160-byte appends make two responses of two deltas."""
+    echo, socket = _session("pcmu", 2)
+    for _ in range(4):
+        echo.on_event(_append(bytes(160)))
+    kinds = [event["type"] for event in socket.events]
+    one = ["response.created", "response.output_audio.delta", "response.output_audio.delta",
+           "response.output_audio.done", "response.done"]
+    assert kinds == one + one
