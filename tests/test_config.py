@@ -69,10 +69,18 @@ def test_an_agent_file_configures_the_agent_and_the_environment_wins(
     assert settings.agent.session()["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
 
 
+@pytest.mark.parametrize(("value", "stall_s"), [(None, 3.0), ("7", 7.0), ("0", None)])
+def test_the_upstream_stall_limit_is_seconds_and_0_turns_it_off(value: str | None,
+                                                                stall_s: float | None) -> None:
+    env = {**REQUIRED, **({"CALLBRIDGE_UPSTREAM_STALL_S": value} if value else {})}
+    assert load_settings(env).timing.upstream_stall_s == stall_s
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({"CALLBRIDGE_TURN_DETECTION": "push_to_talk"}, "turn_detection"),
     ({"CALLBRIDGE_CHUNK_MS": "30"}, "CALLBRIDGE_CHUNK_MS"),
     ({"CALLBRIDGE_LEAD_MS": "lots"}, "CALLBRIDGE_LEAD_MS"),
+    ({"CALLBRIDGE_UPSTREAM_STALL_S": "-1"}, "CALLBRIDGE_UPSTREAM_STALL_S"),
     ({"CALLBRIDGE_OPENAI_URL": "https://api.openai.com/v1/realtime"}, "CALLBRIDGE_OPENAI_URL"),
     ({"CALLBRIDGE_PUBLIC_URL": "https://v.example.com?x=1"}, "query string"),
     ({"CALLBRIDGE_AGENT_FILE": "/nonexistent/agent.toml"}, "cannot read"),

@@ -112,6 +112,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
             lead_ms=_int(env, "CALLBRIDGE_LEAD_MS", _TIMING.lead_ms, 40, 5000),
             recycle_after_s=float(_int(env, "CALLBRIDGE_SESSION_RECYCLE_S",
                                        int(_TIMING.recycle_after_s), 1, 3600)),
+            upstream_stall_s=float(_int(env, "CALLBRIDGE_UPSTREAM_STALL_S",
+                                        int(_TIMING.upstream_stall_s or 0), 0, 60)) or None,
         ),
         stream_token_ttl=float(_int(env, "CALLBRIDGE_STREAM_TOKEN_TTL", 30, 1, 600)),
         database_url=_database_url(env),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from callbridge.core import realtime_events as rt
 from callbridge.core import twilio_messages as tw
 from callbridge.core.actions import (
@@ -22,6 +24,7 @@ from callbridge.core.actions import (
 )
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import CallSession
+from callbridge.core.states import UpstreamState
 from tests.core.drive import (
     CALL_SID,
     STREAM_SID,
@@ -443,7 +446,105 @@ def test_a_busy_moment_postpones_the_recycle() -> None:
     """While the agent is talking the session is not replaced."""
     from callbridge.core.session import Timing
 
-    d = Driver(timing=Timing(recycle_after_s=10.0))
+    d = Driver(timing=Timing(recycle_after_s=10.0, upstream_stall_s=None))
     d.realtime(event("response.created", response={"id": "r1"}))
     assert not any(isinstance(a, CloseUpstream) for a in d.advance(12.0))
     assert any(isinstance(a, CloseUpstream) for a in done(d, "r1") + d.advance(0.1))
+
+
+# ---------------------------------------------------------------------- a stalled upstream
+
+
+def _stalls(actions: list[Action]) -> list[Note]:
+    return [a for a in actions if isinstance(a, Note) and a.kind == "upstream_stalled"]
+
+
+def _caller_turn_ends(d: Driver) -> None:
+    d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u1"))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=900, item_id="u1"))
+
+
+def test_a_reply_owed_and_no_upstream_event_for_3_s_is_a_stall_and_a_reconnect() -> None:
+    """The caller's turn ended and the model says nothing (no FIN, no RST): after 3 s the
+    socket is given up like a lost one — closed, reopened, the comfort sound meanwhile."""
+    d = Driver(AgentProfile(comfort_sound="tone"))
+    _caller_turn_ends(d)
+    assert not _stalls(d.advance(2.9))
+    actions = d.advance(0.2)
+    [stall] = _stalls(actions)
+    assert stall.detail == {"silent_s": 3.0}
+    kinds = [type(a) for a in actions]
+    assert kinds.index(CloseUpstream) < kinds.index(OpenUpstream)
+    assert d.session.upstream is UpstreamState.OPENING
+    assert d.session.stats.reconnects == 1
+    comfort = [m for m in twilio_out(d.advance(0.5)) if isinstance(m, tw.SendMedia)]
+    assert comfort, "the caller hears the comfort sound while the new session opens"
+
+
+def test_every_upstream_event_moves_the_stall_deadline() -> None:
+    """A reply that streams (an event every 2 s) is not a stall, however long it lasts."""
+    d = Driver()
+    _caller_turn_ends(d)
+    d.realtime(event("response.created", response={"id": "r1"}))
+    for _ in range(10):
+        assert not _stalls(d.advance(2.0))
+        d.realtime(audio_delta("a1", 160, "r1"))
+    assert d.session.upstream is UpstreamState.READY
+
+
+def test_the_stall_clock_starts_when_the_reply_became_owed_not_at_the_last_event() -> None:
+    """A minute of quiet, then the caller presses a key (a response is asked for): the model
+    has 3 s from then, not from its last event a minute ago."""
+    d = Driver()
+    assert not _stalls(d.advance(60.0))
+    d.twilio('{"event":"dtmf","streamSid":"' + STREAM_SID + '","sequenceNumber":"5",'
+             '"dtmf":{"track":"inbound_track","digit":"5"}}')
+    d.advance(2.0)  # the digits are flushed as a caller turn and a response is requested
+    assert d.session._response_requested
+    asked_at = d.now
+    assert not _stalls(d.advance(2.9))
+    [stall] = _stalls(d.advance(0.2))
+    assert d.now - asked_at >= 3.0
+    assert stall.detail["silent_s"] >= 60.0
+
+
+@pytest.mark.parametrize("situation", ["nothing owed", "caller speaking", "tool running"])
+def test_no_stall_when_the_model_owes_nothing(situation: str) -> None:
+    d = Driver()
+    if situation == "caller speaking":
+        d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u1"))
+    elif situation == "tool running":
+        _caller_turn_ends(d)
+        d.realtime(event("response.created", response={"id": "r1"}))
+        d.realtime(event("response.function_call_arguments.done", response_id="r1",
+                         item_id="f1", output_index=0, call_id="c1", name="lookup",
+                         arguments="{}"))
+        done(d, "r1")
+        assert d.session._tools_running
+    assert not _stalls(d.advance(30.0))
+    assert d.session.upstream is UpstreamState.READY
+
+
+def test_the_stall_check_can_be_turned_off() -> None:
+    from callbridge.core.session import Timing
+
+    d = Driver(timing=Timing(upstream_stall_s=None))
+    _caller_turn_ends(d)
+    assert not _stalls(d.advance(30.0))
+
+
+def test_a_response_create_answered_only_by_an_error_is_caught_by_the_stall_deadline() -> None:
+    """The model refuses `response.create` with an error and sends no response: 3 s after the
+    error the session is replaced, and the new one is asked for the reply again."""
+    d = Driver()
+    d.do(d.session.wrap_up(d.now, "time to go"))
+    assert d.session._response_requested
+    d.realtime(event("error", error={"type": "server_error", "code": "server_error",
+                                     "message": "try again"}))
+    assert not _stalls(d.advance(2.9))
+    assert _stalls(d.advance(0.2))
+    assert d.session.upstream is UpstreamState.OPENING
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    ready = realtime_out(d.realtime(session_updated()))
+    assert any(isinstance(e, rt.CreateResponse) for e in ready), ready

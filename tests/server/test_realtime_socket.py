@@ -84,3 +84,21 @@ async def test_a_handler_that_raises_fails_the_socket(url: str) -> None:
     sent = socket.close_exc.sent
     assert sent is not None
     assert sent.code == 1011
+
+
+async def test_a_detached_socket_delivers_nothing_more(url: str) -> None:
+    """What a socket being closed still receives (a stalled session's held events) must not
+    reach the session that replaced it."""
+    socket = await _open(url)
+    got: list[bytes] = []
+    socket.attach(got.append)
+    socket.send_now("before")
+    async with asyncio.timeout(2):
+        while b"echo:before" not in got:
+            await asyncio.sleep(0.01)
+    socket.detach()
+    socket.send_now("after")
+    await asyncio.sleep(0.2)  # the echo of "after" arrives, and goes nowhere
+    assert received == ["before", "after"]
+    assert b"echo:after" not in got
+    await socket.close()

@@ -72,15 +72,50 @@ class CallControl:
     _timer_at: float | None
     _dtmf: list[str]
     _dtmf_turns: int
+    _upstream_stall_s: float | None
+    _upstream_heard_at: float
+    _owed_since: float | None
+    _upstream_down: Callable[[float, str, str], list[Action]]
 
     def _carry_unanswered_over(self) -> None: ...
 
-    def _refresh_timers(self) -> None:
+    def _refresh_timers(self, now: float) -> None:
         """Recompute the next call-timer deadline (not on the media path: only after events)."""
         if self.state is not CallState.STREAMING or self._closed:
             self._timer_at = None
             return
+        self._watch_upstream(now)
         self._timer_at = self._deadlines.next_at(idle_possible=self._idle_possible())
+
+    def _watch_upstream(self, now: float) -> None:
+        """While a reply is owed, the upstream must say something every `upstream_stall_s`
+        (counted from the later of its last event and the moment the reply became owed)."""
+        limit = self._upstream_stall_s
+        if limit is None or not self._reply_owed():
+            self._owed_since = None
+            self._deadlines.upstream_by = None
+            return
+        if self._owed_since is None:
+            self._owed_since = now
+        self._deadlines.upstream_by = max(self._owed_since, self._upstream_heard_at) + limit
+
+    def _reply_owed(self) -> bool:
+        """The model owes the caller a reply: their turn ended or we asked for a response, and
+        neither a tool of ours, the caller nor an answering-machine verdict is what it waits on."""
+        return (self.upstream is UpstreamState.READY and not self._awaiting_answer
+                and not self._caller_speaking and not self._tools_running
+                and (self._awaiting_reply or self._response_requested
+                     or self._active_response is not None))
+
+    def _upstream_stalled(self, now: float) -> list[Action]:
+        """No upstream event while a reply was owed: treat the socket as lost (reconnect, with
+        the comfort sound meanwhile, and resume the reply on the new session)."""
+        self._deadlines.upstream_by = None
+        self._owed_since = None
+        silent_s = round(now - self._upstream_heard_at, 3)
+        reason = f"no upstream event for {silent_s:g} s while a reply was owed"
+        return [Note("upstream_stalled", {"silent_s": silent_s}), CloseUpstream(reason),
+                *self._upstream_down(now, "upstream_lost", reason)]
 
     def _idle_possible(self) -> bool:
         """Nobody is talking and nothing is under way: silence now counts as the caller's."""
@@ -106,7 +141,7 @@ class CallControl:
         self._deadlines.fillers.pop(call_id, None)
         self._add_output(call_id, output)
         actions = self._flush_pending()
-        self._refresh_timers()
+        self._refresh_timers(now)
         return actions
 
     def _add_output(self, call_id: str, output: str) -> None:
@@ -147,7 +182,7 @@ class CallControl:
         """End the call soon: the agent says a closing line, then HangUp once it has played."""
         actions = self._wrap_up(now, HangUp(reason), "We need to end this call now. Apologise "
                                 "briefly, say goodbye, and do not ask anything more.")
-        self._refresh_timers()
+        self._refresh_timers(now)
         return actions
 
     def answered_by(self, kind: str, now: float) -> list[Action]:
@@ -172,7 +207,7 @@ class CallControl:
                 actions += self._want_response(greeting)
             elif self._awaiting_reply or self.history.last_is_caller():
                 actions += self._want_response(None)
-        self._refresh_timers()
+        self._refresh_timers(now)
         return actions
 
     def _builtins_enabled(self) -> set[str]:
@@ -307,6 +342,8 @@ class CallControl:
                 actions += self._say_fillers(now)
             elif due is Due.RECYCLE:
                 actions += self._recycle_upstream()
+            elif due is Due.UPSTREAM_STALL:
+                actions += self._upstream_stalled(now)
             elif due is Due.ANSWER_TIMEOUT:
                 deadlines.answer_by = None
                 actions += [Note("answer_timeout"), *self.answered_by("unknown", now)]

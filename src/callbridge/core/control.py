@@ -26,6 +26,7 @@ class Due(Enum):
     CLOSE_ANYWAY = "close_anyway"
     ANSWER_TIMEOUT = "answer_timeout"
     RECYCLE = "recycle"
+    UPSTREAM_STALL = "upstream_stall"
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Deadlines:
     close_at: float | None = None
     answer_by: float | None = None  # outbound: when to stop waiting for the AMD verdict
     recycle_at: float | None = None  # when the upstream session should be replaced
+    upstream_by: float | None = None  # a reply is owed: the next upstream event is due by then
 
     def start(self, now: float) -> None:
         self.stream_started = now
@@ -73,6 +75,8 @@ class Deadlines:
             pending.append((Due.CLOSE_ANYWAY, self.close_at))
         if self.answer_by is not None:
             pending.append((Due.ANSWER_TIMEOUT, self.answer_by))
+        if self.upstream_by is not None:
+            pending.append((Due.UPSTREAM_STALL, self.upstream_by))
         start = self.stream_started
         if start is None:
             return pending

@@ -77,6 +77,9 @@ class Timing:
     history_chars: int = 24_000
     # OpenAI ends a Realtime session at 60 min; replace it at a quiet turn boundary before that
     recycle_after_s: float = 55 * 60
+    # A reply is owed and the upstream has said nothing for this long: the socket is stalled
+    # (no FIN, no RST; pings would notice only after 20-40 s). None turns the check off.
+    upstream_stall_s: float | None = 3.0
 
 
 @dataclass(slots=True)
@@ -167,6 +170,9 @@ class CallSession(CallControl):
         self._agents = dict(agents or {})
         self._awaiting_answer = awaiting_answer
         self._deadlines = Deadlines(profile)
+        self._upstream_stall_s = self.timing.upstream_stall_s
+        self._upstream_heard_at = 0.0  # the last upstream event, on the session's clock
+        self._owed_since: float | None = None  # since when a reply has been owed
         self._timer_at: float | None = None
         self._closing: HangUp | RedirectCall | None = None
         self._closed = False
@@ -197,7 +203,7 @@ class CallSession(CallControl):
     def wake(self, now: float) -> list[Action]:
         """A wake-up asked for by `next_wakeup` is due."""
         actions = self._pump(now) + self._on_due(now) + self._maybe_close(now)
-        self._refresh_timers()
+        self._refresh_timers(now)
         return actions
 
     # ------------------------------------------------------------------ upstream transport
@@ -280,7 +286,7 @@ class CallSession(CallControl):
             actions = self._end(now, "caller hung up")
         elif isinstance(message, tw.Dtmf):
             actions = self._on_dtmf(message, now)
-        self._refresh_timers()
+        self._refresh_timers(now)
         return actions
 
     def twilio_closed(self, now: float) -> list[Action]:
@@ -393,6 +399,7 @@ class CallSession(CallControl):
         """One server event from the Realtime socket."""
         if self.state is CallState.ENDED:
             return []
+        self._upstream_heard_at = now
         try:
             event = rt.parse(text)
         except RealtimeProtocolError as exc:
@@ -402,7 +409,7 @@ class CallSession(CallControl):
         if handler is None:
             return []
         actions = handler(self, event, now)
-        self._refresh_timers()
+        self._refresh_timers(now)
         return actions
 
     def _on_session_created(self, event: rt.SessionCreated, now: float) -> list[Action]:

@@ -424,6 +424,7 @@ class Bridge:
         ws = self._upstream
         self._upstream = None
         if ws is not None:
+            ws.detach()
             closer = asyncio.ensure_future(ws.close())
             self._closers.add(closer)
             closer.add_done_callback(self._closers.discard)

@@ -58,6 +58,12 @@ class RealtimeSocket(ClientConnection):
         for data in held:
             self._deliver(on_message, data)
 
+    def detach(self) -> None:
+        """Deliver nothing more: the bridge closes this socket and no longer listens to it (a
+        stalled session's held events may still arrive after a replacement took over)."""
+        self._on_message = _ignore
+        self._held = []
+
     def send_now(self, text: str) -> None:
         """Write one client event now; dropped once the socket is closing."""
         try:
@@ -116,6 +122,10 @@ class RealtimeSocket(ClientConnection):
             self._on_message = None
             self.protocol.fail(1011, "handler failed")
             self.send_data()
+
+
+def _ignore(data: bytes) -> None:
+    return None
 
 
 async def open_realtime(settings: Settings, agent: AgentProfile) -> RealtimeSocket:
