@@ -222,7 +222,7 @@ class Bridge:
         if twilio:
             self._send_twilio(twilio)
         at = self.session.next_wakeup
-        if at != self._wakeup_at:
+        if at is not None and (self._wakeup_at is None or at < self._wakeup_at):
             self._schedule_wakeup(at)
 
     def _run_rare(self, action: Action) -> None:
@@ -310,16 +310,26 @@ class Bridge:
         self._sink.submit(CallEnded(self.call_sid, self._wall(now), reason,
                                     round(now - began, 3), round(self.cost_usd, 6)))
 
-    def _schedule_wakeup(self, at: float | None) -> None:
+    def _schedule_wakeup(self, at: float) -> None:
+        """Arm the timer for `at`. It is only ever moved earlier: a deadline that moved later
+        (pacing moves on every chunk) is found when the timer fires, which costs less than a
+        cancel and a new timer per message."""
         if self._wakeup is not None:
             self._wakeup.cancel()
         self._wakeup_at = at
-        self._wakeup = None if at is None else self._loop.call_at(at, self._on_wakeup)
+        self._wakeup = self._loop.call_at(at, self._on_wakeup)
 
     def _on_wakeup(self) -> None:
         self._wakeup = None
         self._wakeup_at = None
-        self.run(self.session.wake(self.now()))
+        at = self.session.next_wakeup
+        if at is None:
+            return  # what was due went away
+        now = self.now()
+        if at > now:
+            self._schedule_wakeup(at)  # the deadline moved later since the timer was armed
+            return
+        self.run(self.session.wake(now))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
