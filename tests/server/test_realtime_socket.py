@@ -91,11 +91,17 @@ async def test_a_detached_socket_delivers_nothing_more(url: str) -> None:
     reach the session that replaced it."""
     socket = await _open(url)
     got: list[bytes] = []
-    socket.attach(got.append)
+    echoed = asyncio.Event()
+
+    def on_message(data: bytes) -> None:
+        got.append(data)
+        if data == b"echo:before":
+            echoed.set()
+
+    socket.attach(on_message)
     socket.send_now("before")
     async with asyncio.timeout(2):
-        while b"echo:before" not in got:
-            await asyncio.sleep(0.01)
+        await echoed.wait()
     socket.detach()
     socket.send_now("after")
     await asyncio.sleep(0.2)  # the echo of "after" arrives, and goes nowhere
