@@ -10,7 +10,7 @@ from typing import Any
 from callbridge.config import load_settings
 from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.runner import RunningServer, running
-from callbridge.testing.fake_caller import FakeTwilioCaller
+from callbridge.testing.fake_caller import FakeTwilioCaller, TwiMLResult
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.fake_twilio_rest import FakeTwilioRest
 
@@ -82,4 +82,15 @@ async def connected_call(h: Harness, **options: Any) -> FakeTwilioCaller:
     caller = h.caller(**options)
     await caller.dial()
     await caller.connect()
+    return caller
+
+
+async def stream_elsewhere(server_url: str, dialed: FakeTwilioCaller,
+                           twiml: TwiMLResult) -> FakeTwilioCaller:
+    """The media socket of `dialed`'s call opened on another instance (webhook on one, stream
+    on another, as behind a load balancer), once the agent is heard there."""
+    assert twiml.stream_url is not None
+    caller = FakeTwilioCaller(server_url, PUBLIC_URL, AUTH_TOKEN, call_sid=dialed.call_sid)
+    await caller.connect(twiml.stream_url, parameters=twiml.parameters)
+    await caller.wait_for_agent_audio(timeout=3.0)
     return caller

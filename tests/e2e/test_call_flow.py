@@ -8,10 +8,10 @@ import pytest
 
 from callbridge.server.app import create_app
 from callbridge.server.runner import running
-from callbridge.testing.fake_caller import CallRefused, FakeTwilioCaller, UpgradeRefused
+from callbridge.testing.fake_caller import CallRefused, UpgradeRefused
 from callbridge.testing.fake_realtime import Reply
 from callbridge.testing.speech import speechlike
-from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, connected_call, harness
+from tests.e2e.harness import connected_call, harness, stream_elsewhere
 
 pytestmark = pytest.mark.e2e
 
@@ -157,11 +157,7 @@ async def test_the_media_socket_may_land_on_another_instance() -> None:
         second = create_app(a.state.settings)
         async with running(second) as b:
             dialer = a.caller()
-            twiml = await dialer.dial()
-            assert twiml.stream_url is not None
-            caller = FakeTwilioCaller(b.url, PUBLIC_URL, AUTH_TOKEN, call_sid=dialer.call_sid)
-            await caller.connect(twiml.stream_url, parameters=twiml.parameters)
-            await caller.wait_for_agent_audio(timeout=3.0)
+            caller = await stream_elsewhere(b.url, dialer, await dialer.dial())
             assert caller.closed_by_server_at is None
             assert second.state.callbridge.calls.get(dialer.call_sid) is not None
             await caller.hang_up()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from benchmarks.reliability_table import commit, machine, update_doc
 
-from tests.faults.rig import Injection
+from tests.faults.rig import Injection, Scenario, inject
 
 
 class ReliabilityLog:
@@ -37,6 +37,13 @@ class ReliabilityLog:
         entry = self.faults.setdefault(key, {"key": key, "fault": fault, "how": how,
                                              "bug": bug, "injections": []})
         entry["injections"] += [dataclasses.asdict(i) for i in injections]
+
+    async def measure(self, key: str, fault: str, how: str, tmp_path: Path, scenario: Scenario,
+                      *, n: int) -> list[Injection]:
+        """Inject the fault `n` times at once (`rig.inject`) and record what each did."""
+        results = await inject(n, tmp_path, scenario)
+        self.record(key, fault, how, results)
+        return results
 
     def as_json(self) -> dict[str, Any]:
         """The results with when, on what and at which commit the suite ran."""

@@ -161,6 +161,14 @@ async def turn(caller: FakeTwilioCaller, seed: int, *, seconds: float = 0.6,
     return caller.closed_by_server_at is None
 
 
+async def into_a_reply(caller: FakeTwilioCaller, *, seed: int) -> float:
+    """The caller says something and the agent's reply starts: where most faults are injected.
+    Returns the call's clock at that moment."""
+    await caller.say(speechlike(0.6, seed=seed))
+    await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+    return caller.now()
+
+
 async def settle_and_turn(caller: FakeTwilioCaller, *, since: float, seed: int,
                           quiet_for: float = 0.4, within: float = 10.0) -> tuple[float, bool]:
     """After a fault: wait until the agent is quiet, measure the audible gap since `since`, then
@@ -303,7 +311,9 @@ async def healthy(r: Rig) -> bool:
 
 async def conclude(r: Rig, caller: FakeTwilioCaller, *, went_on: bool, gap: float | None,
                    count_frames: bool = True, **notes: Any) -> Injection:
-    """Hang up and measure: outcome, turns and frames lost, the gap, the process's health."""
+    """Check that neither fake saw a protocol violation, then hang up and measure: outcome,
+    turns and frames lost, the gap, the process's health."""
+    no_violations(r, caller)
     lost_frames = await frames_lost(r, caller) if count_frames else None
     result = outcome(caller, went_on)
     await caller.hang_up()
@@ -331,8 +341,10 @@ def assert_survived(results: list[Injection], *, max_gap: float | None = None,
         assert all(r.gap_s is not None and r.gap_s < max_gap for r in results), results
 
 
-async def inject(n: int, tmp_path: Path,
-                 scenario: Callable[[Path, int], Awaitable[Injection]]) -> list[Injection]:
+Scenario = Callable[[Path, int], Awaitable[Injection]]  # (its own directory, its number) → result
+
+
+async def inject(n: int, tmp_path: Path, scenario: Scenario) -> list[Injection]:
     """Run `scenario` n times at once, each in a rig of its own (its own fake, server, record);
     if one fails, the others are cancelled."""
     async with asyncio.TaskGroup() as group:

@@ -20,8 +20,6 @@ from tests.faults.rig import (
     conclude,
     frames_lost,
     healthy,
-    inject,
-    no_violations,
     outcome,
     rig,
     turn,
@@ -62,13 +60,12 @@ async def test_a_5_second_database_outage_loses_no_turn_and_no_call_notices(
             went_on = went_on and await talk_for(caller, OUTAGE_S + 1.0, seed=900 + i)
             journaled = r.state.writer.stats.journaled
             gap = round(max(caller.turn_latencies), 3)
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap, journaled=journaled,
                                   dropped=r.state.writer.stats.dropped)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("database-outage-5s", "database down 5 s (PostgreSQL, during a call)",
-                       f"`FaultProxy.outage({OUTAGE_S:g})` on the database connection", results)
+    results = await reliability.measure(
+        "database-outage-5s", "database down 5 s (PostgreSQL, during a call)",
+        f"`FaultProxy.outage({OUTAGE_S:g})` on the database connection", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.2)  # the gap: the usual wait for a reply
     assert all(r.notes["journaled"] > 0 for r in results), "the outage really hit the writer"
     assert all(r.notes["dropped"] == 0 for r in results), results
@@ -97,8 +94,8 @@ async def test_one_record_postgresql_rejects_does_not_stop_the_call_record(
                              caller.frames_sent, lost_frames, None, await healthy(r),
                              {"later_call_turns_lost": await turns_lost(r, later, within=1.0)})
 
-    results = await inject(1, tmp_path, scenario)
-    reliability.record("database-rejects-record", "a record PostgreSQL rejects (NUL in a turn)",
-                       "the model's transcript holds U+0000", results)
+    results = await reliability.measure(
+        "database-rejects-record", "a record PostgreSQL rejects (NUL in a turn)",
+        "the model's transcript holds U+0000", tmp_path, scenario, n=1)
     assert all((r.turns_lost or 0) <= 1 for r in results), results
     assert all(r.notes["later_call_turns_lost"] == 0 for r in results), results

@@ -15,8 +15,7 @@ from tests.faults.rig import (
     assert_survived,
     audible_gap,
     conclude,
-    inject,
-    no_violations,
+    into_a_reply,
     rig,
     settle_and_turn,
     turn,
@@ -40,19 +39,16 @@ async def test_junk_frames_on_the_media_socket_are_dropped_and_the_call_goes_on(
     async def scenario(tmp: Path, i: int) -> Injection:
         async with rig(tmp, [REPLY], speed=2.0) as r:
             caller = await r.call()
-            await caller.say(speechlike(0.6, seed=1000 + i))
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
-            fault_at = caller.now()
+            fault_at = await into_a_reply(caller, seed=1000 + i)
             for frame in JUNK:
                 await caller.send_raw(frame)
             gap, went_on = await settle_and_turn(caller, since=fault_at, seed=i)
             assert r.h.bridge_of(caller).session.stats.malformed_twilio == len(JUNK)
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("twilio-junk-frames", "junk frames on the Twilio socket (×8 per call)",
-                       "`send_raw()`: not JSON, wrong shapes, binary", results)
+    results = await reliability.measure(
+        "twilio-junk-frames", "junk frames on the Twilio socket (×8 per call)",
+        "`send_raw()`: not JSON, wrong shapes, binary", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=0.5)
 
 
@@ -65,22 +61,19 @@ async def test_bytes_corrupted_in_transit_from_openai_are_survived_by_reconnecti
         async with rig(tmp, [REPLY], proxied=True, speed=2.0) as r:
             assert r.proxy is not None
             caller = await r.call()
-            await caller.say(speechlike(0.6, seed=1100 + i))
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
-            fault_at = caller.now()
+            fault_at = await into_a_reply(caller, seed=1100 + i)
             r.proxy.corrupt_next(32, "down")
             await until(lambda: len(r.fake.connections) >= 2, within=5.0)
             gap, went_on = await settle_and_turn(caller, since=fault_at, seed=i,
                                                  quiet_for=0.6, within=12.0)
             bridge = r.h.bridge_of(caller)
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
                                   upstream_lost=bridge.notes["upstream_lost"],
                                   malformed=bridge.session.stats.malformed_realtime)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("upstream-corrupt-bytes", "bytes corrupted in transit from OpenAI",
-                       "`FaultProxy.corrupt_next(32, 'down')` mid-reply", results)
+    results = await reliability.measure(
+        "upstream-corrupt-bytes", "bytes corrupted in transit from OpenAI",
+        "`FaultProxy.corrupt_next(32, 'down')` mid-reply", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.0)
 
 
@@ -100,7 +93,7 @@ async def test_a_media_payload_that_is_not_base64_on_a_pcm16_call_is_dropped(
             assert r.h.bridge_of(caller).session.stats.malformed_twilio == 1
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("twilio-bad-payload-pcm16", "a media payload that is not base64 "
-                       "(PCM16 agent)", "`send_raw(media, payload=\"0\")`", results)
+    results = await reliability.measure(
+        "twilio-bad-payload-pcm16", "a media payload that is not base64 "
+        "(PCM16 agent)", "`send_raw(media, payload=\"0\")`", tmp_path, scenario, n=N)
     assert_survived(results)

@@ -20,8 +20,6 @@ from tests.faults.rig import (
     client_events,
     conclude,
     greetings_requested,
-    inject,
-    no_violations,
     rig,
     settle_and_turn,
     through_a_cut,
@@ -50,11 +48,10 @@ async def test_a_call_without_faults_sets_the_baseline(
             await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
             went_on = await turn(caller, seed=i)
             gap = audible_gap(caller.heard_segments, caller.utterances[-1][1], caller.now())
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("control", "none (control call)", "greeting and one turn", results)
+    results = await reliability.measure(
+        "control", "none (control call)", "greeting and one turn", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.5)
 
 
@@ -70,13 +67,12 @@ async def test_a_cut_before_session_updated_delays_the_greeting_but_says_it_once
             await caller.wait_for_agent_audio(timeout=8.0)
             gap, went_on = await settle_and_turn(caller, since=0.0, seed=i)
             assert greetings_requested(r) == 1
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
                                   greetings=greetings_requested(r))
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("cut-before-session-updated", "upstream cut before `session.updated`",
-                       "`drop_when('session.updated')`", results)
+    results = await reliability.measure(
+        "cut-before-session-updated", "upstream cut before `session.updated`",
+        "`drop_when('session.updated')`", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=2.0)
 
 
@@ -91,13 +87,12 @@ async def test_a_cut_mid_greeting_resumes_without_greeting_again(
             caller = await r.call()
             gap, went_on = await through_a_cut(r, caller, seed=i)
             assert greetings_requested(r) == 1, "the greeting is never repeated"
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
                                   greetings=greetings_requested(r))
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("cut-mid-greeting", "upstream cut mid-greeting",
-                       "`drop_when('response.output_audio.delta', nth=3)`", results)
+    results = await reliability.measure(
+        "cut-mid-greeting", "upstream cut mid-greeting",
+        "`drop_when('response.output_audio.delta', nth=3)`", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.0)
 
 
@@ -116,12 +111,11 @@ async def test_a_cut_mid_user_speech_hands_the_rest_of_the_speech_to_the_new_ses
             await caller.wait_for_agent_audio(timeout=8.0, after=spoken)
             await until(lambda: bool(agent_turns(r, caller)), within=10.0)
             gap, went_on = await settle_and_turn(caller, since=spoken, seed=i)
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("cut-mid-user-speech", "upstream cut mid-user-speech",
-                       "`drop_when('input_audio_buffer.speech_started')`", results)
+    results = await reliability.measure(
+        "cut-mid-user-speech", "upstream cut mid-user-speech",
+        "`drop_when('input_audio_buffer.speech_started')`", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=2.0)
 
 
@@ -154,12 +148,11 @@ async def test_a_cut_while_a_tool_runs_delivers_its_result_to_the_new_session(
             seeded = [e["item"]["type"] for e in r.fake.connections[1].client_events
                       if e["type"] == "conversation.item.create"]
             assert "function_call" in seeded, "the new session knows the call its output answers"
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("cut-mid-tool-call", "upstream cut mid-tool-call (1.5 s tool)",
-                       "`drop_all()` 0.3 s into the tool", results)
+    results = await reliability.measure(
+        "cut-mid-tool-call", "upstream cut mid-tool-call (1.5 s tool)",
+        "`drop_all()` 0.3 s into the tool", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.0)
 
 
@@ -177,10 +170,9 @@ async def test_a_cut_mid_response_restores_the_history_and_the_agent_carries_on(
             roles = [e["item"].get("role") for e in r.fake.connections[1].client_events
                      if e["type"] == "conversation.item.create"]
             assert roles[:2] == ["user", "assistant"], "the conversation so far, as items"
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("cut-mid-response", "upstream cut mid-response",
-                       "`drop_when('response.output_audio.delta', nth=5)`", results)
+    results = await reliability.measure(
+        "cut-mid-response", "upstream cut mid-response",
+        "`drop_when('response.output_audio.delta', nth=5)`", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.0)

@@ -17,8 +17,7 @@ from tests.faults.rig import (
     audible_gap,
     client_events,
     conclude,
-    inject,
-    no_violations,
+    into_a_reply,
     rig,
     settle_and_turn,
     turn,
@@ -45,19 +44,16 @@ async def test_an_error_event_mid_reply_is_counted_and_the_call_goes_on(
     async def scenario(tmp: Path, i: int) -> Injection:
         async with rig(tmp, [REPLY], speed=2.0) as r:
             caller = await r.call()
-            await caller.say(speechlike(0.6, seed=500 + i))
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
-            fault_at = caller.now()
+            fault_at = await into_a_reply(caller, seed=500 + i)
             await r.fake.send_error(code, message, kind)
             gap, went_on = await settle_and_turn(caller, since=fault_at, seed=i)
             stats = r.h.bridge_of(caller).session.stats
             assert stats.upstream_errors == 1
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record(f"upstream-error-{code}", f"upstream `error` event `{code}` mid-reply",
-                       f"`send_error('{code}', …)`", results)
+    results = await reliability.measure(
+        f"upstream-error-{code}", f"upstream `error` event `{code}` mid-reply",
+        f"`send_error('{code}', …)`", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=0.5)
 
 
@@ -81,9 +77,9 @@ async def test_an_upstream_event_with_a_wrongly_typed_field_is_dropped_and_the_c
                    if went_on else None)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
-    results = await inject(N, tmp_path, scenario)
     key, shape = (("usage-string", "`usage` a string") if isinstance(usage, str)
                   else ("token-details-number", "its token details a number"))
-    reliability.record(f"upstream-malformed-{key}", f"upstream `response.done` with {shape}",
-                       f"`emit(response.done, usage={usage!r})`", results)
+    results = await reliability.measure(
+        f"upstream-malformed-{key}", f"upstream `response.done` with {shape}",
+        f"`emit(response.done, usage={usage!r})`", tmp_path, scenario, n=N)
     assert [r.outcome for r in results] == [CONTINUED] * N, results

@@ -22,8 +22,7 @@ from tests.faults.rig import (
     Injection,
     assert_survived,
     conclude,
-    inject,
-    no_violations,
+    into_a_reply,
     rig,
     settle_and_turn,
 )
@@ -46,9 +45,7 @@ async def test_a_5_second_upstream_stall_is_given_up_after_3_s_and_the_call_goes
         async with rig(tmp, replies, proxied=True, speed=1.0) as r:
             assert r.proxy is not None
             caller = await r.call()
-            await caller.say(speechlike(0.6, seed=400 + i))
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
-            stalled_at = caller.now()
+            stalled_at = await into_a_reply(caller, seed=400 + i)
             r.proxy.stall()
             await asyncio.sleep(STALL_S)
             r.proxy.resume()
@@ -56,14 +53,13 @@ async def test_a_5_second_upstream_stall_is_given_up_after_3_s_and_the_call_goes
             gap, went_on = await settle_and_turn(caller, since=stalled_at, seed=i,
                                                  quiet_for=0.6, within=15.0)
             bridge = r.h.bridge_of(caller)
-            no_violations(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
                                   upstream_lost=bridge.notes["upstream_lost"],
                                   stalled=bridge.notes["upstream_stalled"])
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record("upstream-stall-5s", "upstream stalls 5 s mid-reply",
-                       "`FaultProxy.stall()`, `resume()` after 5 s", results)
+    results = await reliability.measure(
+        "upstream-stall-5s", "upstream stalls 5 s mid-reply",
+        "`FaultProxy.stall()`, `resume()` after 5 s", tmp_path, scenario, n=N)
     assert_survived(results)
     # Detected once, as a loss; the silence ends at the deadline (the comfort sound follows).
     assert all(r.notes["stalled"] == r.notes["upstream_lost"] == 1 for r in results), results

@@ -19,7 +19,7 @@ import pytest
 from callbridge.server.app import create_app
 from callbridge.server.runner import running
 from callbridge.testing.fake_caller import FakeTwilioCaller
-from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, harness
+from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, harness, stream_elsewhere
 from tests.security.conftest import assert_nothing_leaked, warm_baseline
 
 pytestmark = pytest.mark.e2e
@@ -37,10 +37,7 @@ async def test_a_stream_token_replayed_on_another_instance_within_its_ttl_is_adm
             twiml = await caller.dial()
             await caller.connect()
             await caller.wait_for_agent_audio(timeout=3.0)
-            assert twiml.stream_url is not None
-            replay = FakeTwilioCaller(b.url, PUBLIC_URL, AUTH_TOKEN, call_sid=caller.call_sid)
-            await replay.connect(twiml.stream_url, parameters=twiml.parameters)
-            await replay.wait_for_agent_audio(timeout=3.0)
+            replay = await stream_elsewhere(b.url, caller, twiml)
             assert replay.closed_by_server_at is None
             assert b_app.state.callbridge.calls.get(caller.call_sid) is not None
             assert len(a.fake.connections) == 2, "one upstream session per instance"

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -28,6 +29,20 @@ def turns(sid: str, count: int) -> list[TurnRecorded]:
 
 def opened(sid: str) -> CallOpened:
     return CallOpened(sid, "inbound", "+1", "+2", "a", "m", "v", "me", 1.0)
+
+
+@contextlib.asynccontextmanager
+async def writing(store: CallStore, journal: Journal,
+                  **options: Any) -> AsyncIterator[StoreWriter]:
+    """A started writer on `store`; the writer and the store are closed at the end, whatever
+    the test found."""
+    writer = StoreWriter(store, journal, **options)
+    try:
+        await writer.start()
+        yield writer
+    finally:
+        await writer.close()
+        await store.close()
 
 
 @dataclass
@@ -52,33 +67,25 @@ async def locked_sqlite(tmp_path: Path) -> AsyncIterator[LockedSqlite]:
     url = f"sqlite:///{path}?timeout=0.2"
     await upgrade_async(url)
     store = CallStore(url)
-    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"), retry_delays=[0.2])
-    await writer.start()
-    blocker = sqlite3.connect(path, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
+    async with writing(store, Journal(tmp_path / "j.jsonl"), retry_delays=[0.2]) as writer:
+        blocker = sqlite3.connect(path, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
         yield LockedSqlite(store, writer.journal, writer, blocker)
-    finally:
-        await writer.close()
-        await store.close()
 
 
 async def test_submitted_records_are_written_in_batches(database_url: str,
                                                         tmp_path: Path) -> None:
     """500 turns land with a handful of transactions, and submit never awaits."""
     store = CallStore(database_url)
-    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"), batch_size=256)
-    await writer.start()
-    writer.submit(opened("CA1"))
-    for record in turns("CA1", 500):
-        writer.submit(record)
-    await writer.flush()
-    call = await store.get_call("CA1")
-    assert call is not None
-    assert len(call["transcript"]) == 500
-    assert writer.stats.written == 501
-    await writer.close()
-    await store.close()
+    async with writing(store, Journal(tmp_path / "j.jsonl"), batch_size=256) as writer:
+        writer.submit(opened("CA1"))
+        for record in turns("CA1", 500):
+            writer.submit(record)
+        await writer.flush()
+        call = await store.get_call("CA1")
+        assert call is not None
+        assert len(call["transcript"]) == 500
+        assert writer.stats.written == 501
 
 
 async def test_a_locked_sqlite_database_spills_to_the_journal_and_replays(
@@ -150,17 +157,14 @@ async def test_a_nul_in_a_transcript_is_stored_without_it(database_url: str,
                                                           tmp_path: Path) -> None:
     """U+0000 (PostgreSQL refuses it in text) is taken out; the turn lands, nothing is refused."""
     store = CallStore(database_url)
-    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"))
-    await writer.start()
-    writer.submit(opened("CA1"))
-    writer.submit(TurnRecorded("CA1", "i0", "agent", "Okay.\x00", "Ok\x00ay", False, 0, 1))
-    await writer.flush()
-    call = await store.get_call("CA1")
-    assert call is not None
-    assert [(t["text"], t["heard"]) for t in call["transcript"]] == [("Okay.", "Okay")]
-    assert (writer.stats.written, writer.stats.rejected, writer.database_up) == (2, 0, True)
-    await writer.close()
-    await store.close()
+    async with writing(store, Journal(tmp_path / "j.jsonl")) as writer:
+        writer.submit(opened("CA1"))
+        writer.submit(TurnRecorded("CA1", "i0", "agent", "Okay.\x00", "Ok\x00ay", False, 0, 1))
+        await writer.flush()
+        call = await store.get_call("CA1")
+        assert call is not None
+        assert [(t["text"], t["heard"]) for t in call["transcript"]] == [("Okay.", "Okay")]
+        assert (writer.stats.written, writer.stats.rejected, writer.database_up) == (2, 0, True)
 
 
 async def test_a_refused_record_is_dropped_and_counted_and_the_rest_of_its_batch_lands(
@@ -169,22 +173,19 @@ async def test_a_refused_record_is_dropped_and_counted_and_the_rest_of_its_batch
     """One refused record costs that record only: logged with kind and CallSid, never its text."""
     store = CallStore(database_url)
     journal = Journal(tmp_path / "j.jsonl")
-    writer = StoreWriter(store, journal)
-    await writer.start()
-    for record in [opened("CA1"), *turns("CA1", 2), poison("CA1")]:
-        writer.submit(record)
-    writer.submit(TurnRecorded("CA1", "i9", "caller", "after", "after", False, 9, 10))
-    await writer.flush()
-    assert await item_ids(store, "CA1") == ["i0", "i1", "i9"]
-    assert (writer.stats.written, writer.stats.rejected) == (4, 1)
-    assert writer.database_up, "a refused record is no outage"
-    assert len(journal) == 0
-    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert len(refused) == 1
-    assert refused[0].startswith("the database refused a TurnRecorded record of call CA1 (")
-    assert "secret" not in caplog.text
-    await writer.close()
-    await store.close()
+    async with writing(store, journal) as writer:
+        for record in [opened("CA1"), *turns("CA1", 2), poison("CA1")]:
+            writer.submit(record)
+        writer.submit(TurnRecorded("CA1", "i9", "caller", "after", "after", False, 9, 10))
+        await writer.flush()
+        assert await item_ids(store, "CA1") == ["i0", "i1", "i9"]
+        assert (writer.stats.written, writer.stats.rejected) == (4, 1)
+        assert writer.database_up, "a refused record is no outage"
+        assert len(journal) == 0
+        refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refused) == 1
+        assert refused[0].startswith("the database refused a TurnRecorded record of call CA1 (")
+        assert "secret" not in caplog.text
 
 
 async def test_records_after_a_refused_one_are_written_in_later_batches(
@@ -192,18 +193,15 @@ async def test_records_after_a_refused_one_are_written_in_later_batches(
 ) -> None:
     """The writer goes on writing directly after a refusal: nothing queues behind it."""
     store = CallStore(database_url)
-    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"))
-    await writer.start()
-    writer.submit(opened("CA1"))
-    writer.submit(poison("CA1"))
-    await writer.flush()
-    for record in turns("CA1", 3):
-        writer.submit(record)
-    await writer.flush()
-    assert await item_ids(store, "CA1") == ["i0", "i1", "i2"]
-    assert (writer.stats.written, writer.stats.rejected, writer.stats.journaled) == (4, 1, 0)
-    await writer.close()
-    await store.close()
+    async with writing(store, Journal(tmp_path / "j.jsonl")) as writer:
+        writer.submit(opened("CA1"))
+        writer.submit(poison("CA1"))
+        await writer.flush()
+        for record in turns("CA1", 3):
+            writer.submit(record)
+        await writer.flush()
+        assert await item_ids(store, "CA1") == ["i0", "i1", "i2"]
+        assert (writer.stats.written, writer.stats.rejected, writer.stats.journaled) == (4, 1, 0)
 
 
 @pytest.fixture
@@ -216,17 +214,14 @@ async def test_a_string_postgresql_finds_too_long_is_refused_alone(postgresql_ur
                                                                    tmp_path: Path) -> None:
     """A server-side data error (22001, a role beyond VARCHAR(16)) takes only its record."""
     store = CallStore(postgresql_url)
-    writer = StoreWriter(store, Journal(tmp_path / "j.jsonl"))
-    await writer.start()
-    writer.submit(opened("CA1"))
-    writer.submit(TurnRecorded("CA1", "long", "r" * 17, "x", "x", False, 0, 1))
-    for record in turns("CA1", 2):
-        writer.submit(record)
-    await writer.flush()
-    assert await item_ids(store, "CA1") == ["i0", "i1"]
-    assert (writer.stats.rejected, writer.database_up) == (1, True)
-    await writer.close()
-    await store.close()
+    async with writing(store, Journal(tmp_path / "j.jsonl")) as writer:
+        writer.submit(opened("CA1"))
+        writer.submit(TurnRecorded("CA1", "long", "r" * 17, "x", "x", False, 0, 1))
+        for record in turns("CA1", 2):
+            writer.submit(record)
+        await writer.flush()
+        assert await item_ids(store, "CA1") == ["i0", "i1"]
+        assert (writer.stats.rejected, writer.database_up) == (1, True)
 
 
 async def test_a_journal_holding_a_refused_record_is_replayed_past_it(
@@ -237,14 +232,11 @@ async def test_a_journal_holding_a_refused_record_is_replayed_past_it(
     journal.append([opened("CA9"), *turns("CA9", 2), poison("CA9"),
                     TurnRecorded("CA9", "i9", "caller", "after", "after", False, 9, 10)])
     store = CallStore(database_url)
-    writer = StoreWriter(store, journal, instance="other")
-    await writer.start()
-    assert await item_ids(store, "CA9") == ["i0", "i1", "i9"]
-    assert (writer.stats.replayed, writer.stats.rejected) == (4, 1)
-    assert writer.database_up
-    assert len(journal) == 0
-    await writer.close()
-    await store.close()
+    async with writing(store, journal, instance="other") as writer:
+        assert await item_ids(store, "CA9") == ["i0", "i1", "i9"]
+        assert (writer.stats.replayed, writer.stats.rejected) == (4, 1)
+        assert writer.database_up
+        assert len(journal) == 0
 
 
 async def test_a_refused_record_journaled_during_an_outage_does_not_block_the_replay(
@@ -287,19 +279,16 @@ async def test_an_outage_while_retrying_record_by_record_journals_the_records_no
     journaled in order (the refused record is not), and replayed once the database is back."""
     store = GoesDown(database_url, transactions=3)  # the batch, CallOpened, the poison
     journal = Journal(tmp_path / "j.jsonl")
-    writer = StoreWriter(store, journal, retry_delays=[0.1])
-    await writer.start()
-    for record in [opened("CA1"), poison("CA1"), *turns("CA1", 2)]:
-        writer.submit(record)
-    await writer.flush()
-    assert not writer.database_up
-    assert [r.item_id for r in journal.read() if isinstance(r, TurnRecorded)] == ["i0", "i1"]
-    assert (writer.stats.written, writer.stats.rejected, writer.stats.journaled) == (1, 1, 2)
-    store.transactions = 100
-    await until(lambda: writer.database_up)
-    assert await item_ids(store, "CA1") == ["i0", "i1"]
-    await writer.close()
-    await store.close()
+    async with writing(store, journal, retry_delays=[0.1]) as writer:
+        for record in [opened("CA1"), poison("CA1"), *turns("CA1", 2)]:
+            writer.submit(record)
+        await writer.flush()
+        assert not writer.database_up
+        assert [r.item_id for r in journal.read() if isinstance(r, TurnRecorded)] == ["i0", "i1"]
+        assert (writer.stats.written, writer.stats.rejected, writer.stats.journaled) == (1, 1, 2)
+        store.transactions = 100
+        await until(lambda: writer.database_up)
+        assert await item_ids(store, "CA1") == ["i0", "i1"]
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
