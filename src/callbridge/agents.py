@@ -21,9 +21,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-from callbridge.analytics.structured import check_fragment
 from callbridge.core.agent import BUILTIN_TOOLS, AgentProfile
 from callbridge.errors import ConfigError
+from callbridge.structured_outputs import check_fragment
 from callbridge.tools import ToolRegistry, load_tools_module
 
 TURN_DETECTIONS = ("server_vad", "semantic_vad", "none")

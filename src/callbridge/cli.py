@@ -103,9 +103,12 @@ def _serve(host: str, port: int, log_level: str, with_worker: bool = False) -> i
 
     settings = load_settings()
     if settings.database_url is not None:
-        from callbridge.store.migrate import require_current_schema
+        from callbridge.store.database import describe
+        from callbridge.store.migrate import prepare_for_serving
 
-        asyncio.run(require_current_schema(settings.database_url))
+        if asyncio.run(prepare_for_serving(settings.database_url)):
+            print(f"callbridge: created the call record in the new database "
+                  f"{describe(settings.database_url)}", file=sys.stderr)
     if with_worker:
         from callbridge.analytics.service import check_settings
 

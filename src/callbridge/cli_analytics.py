@@ -14,10 +14,10 @@ import signal
 import time
 from typing import Any
 
-from callbridge.analytics.jobs import JobQueue, JobState
 from callbridge.config import Settings, load_settings
 from callbridge.errors import ConfigError
 from callbridge.store.database import describe
+from callbridge.store.jobs import JobQueue, JobState
 from callbridge.store.migrate import require_current_schema
 from callbridge.store.repository import CallStore
 

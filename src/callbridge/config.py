@@ -8,6 +8,7 @@ setting raises `ConfigError` whose message is one line naming the variable and w
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -17,15 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from sqlalchemy.exc import ArgumentError
 
 from callbridge.agents import AgentDirectory, load_directory
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import Timing
 from callbridge.core.twiml import DEFAULT_APOLOGY
 from callbridge.errors import ConfigError
-from callbridge.store.database import DEFAULT_DATABASE_URL, async_url
 
+DEFAULT_DATABASE_URL = "sqlite:///callbridge.db"
 DEFAULT_OPENAI_URL = "wss://api.openai.com/v1/realtime"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_ANALYSIS_URL = "https://api.openai.com/v1"  # the openai SDK's default base URL
@@ -141,15 +141,18 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
     return settings
 
 
+# The part of SQLAlchemy's URL grammar settings check; the store parses the rest when it opens.
+_DATABASE_URL = re.compile(r"^(?P<scheme>[\w+]+)://")
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     value = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if value.lower() == "none":
         return None
-    try:
-        async_url(value)
-    except ArgumentError as exc:
-        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from exc
-    scheme = value.split(":", 1)[0].split("+", 1)[0]
+    shape = _DATABASE_URL.match(value)
+    if shape is None:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {value!r} has no scheme://")
+    scheme = shape["scheme"].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "postgres"):
         raise ConfigError(f"DATABASE_URL must be sqlite:/// or postgresql://, not {scheme}://")
     return value

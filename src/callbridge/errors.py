@@ -10,7 +10,7 @@
     ├── TwilioRestError          Twilio's REST API refused or could not be reached
     │                            (server/twilio_rest.py)
     ├── AnalysisError            a post-call analysis failed (analytics/analyzer.py)
-    └── LeaseLost                a worker lost its claim on a job (analytics/jobs.py)
+    └── LeaseLost                a worker lost its claim on a job (store/jobs.py)
 
 ToolDefinitionError and ToolLoadError (tools/errors.py) are ConfigErrors: a broken tool stops
 start-up with one line.

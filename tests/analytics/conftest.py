@@ -14,8 +14,8 @@ from callbridge.agents import AgentDirectory, load_directory
 from callbridge.analytics.analyzer import Analyzer
 from callbridge.analytics.delivery import WebhookSender
 from callbridge.analytics.handlers import JobRunner
-from callbridge.analytics.jobs import JobQueue, RetryPolicy
 from callbridge.analytics.worker import Runner, Worker
+from callbridge.store.jobs import JobQueue, RetryPolicy
 from callbridge.store.records import CallEnded, CallOpened, Record, TurnRecorded
 from callbridge.store.repository import CallStore
 from callbridge.testing.fake_openai_http import FakeOpenAIHTTP

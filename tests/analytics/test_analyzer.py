@@ -14,8 +14,8 @@ from callbridge.analytics.analyzer import (
     parse_answer,
     render_transcript,
 )
-from callbridge.analytics.results import Analysis
 from callbridge.core.agent import AgentProfile
+from callbridge.store.outcomes import Analysis
 from tests.analytics.conftest import FIELDS
 
 ANSWER = {"summary": "Wants a cake.", "sentiment": 0.6, "intent": "order a cake",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from callbridge.analytics.jobs import JobQueue
+from callbridge.store.jobs import JobQueue
 from callbridge.store.journal import Journal
 from callbridge.store.records import CallEnded, TurnRecorded
 from callbridge.store.repository import CallStore

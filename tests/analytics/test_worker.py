@@ -7,8 +7,8 @@ import contextlib
 
 from sqlalchemy import func, select
 
-from callbridge.analytics.jobs import Job, JobQueue
 from callbridge.store import schema
+from callbridge.store.jobs import Job, JobQueue
 from callbridge.store.repository import CallStore
 from callbridge.testing.fake_openai_http import ChatReply, FakeOpenAIHTTP
 from tests.analytics.conftest import (

@@ -57,20 +57,3 @@ def test_simulate_places_a_call_and_writes_what_the_caller_heard(tmp_path: Path)
     assert result.greeting_heard_at < 1.0
     assert len(result.caller.turn_latencies) == 1
     assert result.caller.violations == []
-
-
-def test_serve_refuses_an_out_of_date_schema_and_db_upgrade_fixes_it(tmp_path: Path) -> None:
-    """An empty database: serve stops with one line naming the command; after it, db current
-    reports the latest revision."""
-    env = {"CALLBRIDGE_PUBLIC_URL": "https://v.example.com", "TWILIO_AUTH_TOKEN": "x",
-           "OPENAI_API_KEY": "sk-test", "DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}"}
-    refused = run_cli("serve", "--port", "0", env=env)
-    assert refused.returncode == 2
-    [line] = refused.stderr.strip().splitlines()
-    assert "callbridge db upgrade" in line
-    assert run_cli("db", "current", env=env).returncode == 1
-    upgraded = run_cli("db", "upgrade", env=env)
-    assert upgraded.returncode == 0, upgraded.stderr
-    current = run_cli("db", "current", env=env)
-    assert current.returncode == 0
-    assert "at 0003, latest is 0003" in current.stdout

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.analytics.jobs import JobQueue, RetryPolicy
-from callbridge.analytics.results import Failed
 from callbridge.cli import main
+from callbridge.store.jobs import JobQueue, RetryPolicy
 from callbridge.store.migrate import upgrade_async
+from callbridge.store.outcomes import Failed
 from callbridge.store.repository import CallStore
 from callbridge.testing.fake_openai_http import FakeOpenAIHTTP
 from tests.analytics.conftest import a_call

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from callbridge.analytics.structured import strict, validate
+from callbridge.structured_outputs import strict, validate
 from callbridge.testing.fake_openai_http import ChatReply, FakeOpenAIHTTP, example
 
 SCHEMA = strict({"type": "object", "properties": {

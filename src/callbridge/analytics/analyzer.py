@@ -22,10 +22,10 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from callbridge.analytics.results import Analysis
-from callbridge.analytics.structured import strict, validate
 from callbridge.core.agent import AgentProfile
 from callbridge.errors import CallbridgeError
+from callbridge.store.outcomes import Analysis
+from callbridge.structured_outputs import strict, validate
 
 DEFAULT_BUDGET_CHARS = 48_000  # about 12k tokens: room for an hour-long call's gist
 SCHEMA_NAME = "call_analysis"

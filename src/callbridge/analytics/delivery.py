@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from callbridge import __version__
-from callbridge.analytics.results import DeliveryAttempt
+from callbridge.store.outcomes import DeliveryAttempt
 from callbridge.webhooks import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
 
 EVENTS = ("call.ended", "call.analyzed")

@@ -17,9 +17,9 @@ from typing import Any
 from callbridge.agents import AgentDirectory
 from callbridge.analytics.analyzer import AnalysisError, Analyzer
 from callbridge.analytics.delivery import WebhookSender, event_body
-from callbridge.analytics.jobs import Job, JobKind
-from callbridge.analytics.results import Done, Failed, Outcome
 from callbridge.core.agent import AgentProfile
+from callbridge.store.jobs import Job, JobKind
+from callbridge.store.outcomes import Done, Failed, Outcome
 from callbridge.store.repository import CallStore
 
 WEBHOOK_PREFIX = "webhook:"

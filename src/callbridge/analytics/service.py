@@ -19,10 +19,10 @@ from openai import AsyncOpenAI
 from callbridge.analytics.analyzer import Analyzer
 from callbridge.analytics.delivery import WebhookSender
 from callbridge.analytics.handlers import JobRunner
-from callbridge.analytics.jobs import JobQueue, RetryPolicy
 from callbridge.analytics.worker import Worker
 from callbridge.config import Settings
 from callbridge.errors import ConfigError
+from callbridge.store.jobs import JobQueue, RetryPolicy
 from callbridge.store.repository import CallStore
 
 MODEL_TIMEOUT_S = 120.0

@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from callbridge.analytics.jobs import Job, JobQueue, JobState
-from callbridge.analytics.results import Failed, Outcome
+from callbridge.store.jobs import Job, JobQueue, JobState
+from callbridge.store.outcomes import Failed, Outcome
 from callbridge.store.writer import DB_ERRORS
 
 log = logging.getLogger("callbridge.analytics")

@@ -7,18 +7,27 @@ Owns URL normalisation (`postgresql://` → `postgresql+asyncpg://`, `sqlite:///
 from __future__ import annotations
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-DEFAULT_DATABASE_URL = "sqlite:///callbridge.db"
+from callbridge.errors import ConfigError
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
             "postgres": "postgresql+asyncpg"}
 
 
+def parse_url(url: str) -> URL:
+    """`url` parsed; one SQLAlchemy cannot read is a one-line `ConfigError` naming DATABASE_URL."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from exc
+
+
 def async_url(url: str) -> str:
     """`url` with the async driver this project uses for its backend."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     driver = _DRIVERS.get(parsed.drivername)
     if driver is not None:
         parsed = parsed.set(drivername=driver)
@@ -27,7 +36,7 @@ def async_url(url: str) -> str:
 
 def describe(url: str) -> str:
     """The URL with any password hidden, for logs and messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    return parse_url(url).render_as_string(hide_password=True)
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -1,5 +1,10 @@
 """Schema migrations with Alembic, run programmatically: `callbridge db upgrade` and the check
 `serve` makes before it starts.
+
+`serve` on the embedded default needs no setup step: an empty SQLite database (a brand-new file)
+gets the schema created. Any other database — PostgreSQL, or SQLite that already holds tables —
+must be at the latest revision, or start-up stops with one line naming `callbridge db upgrade`:
+migrating a shared database is an operator's decision, not a side effect of starting a server.
 """
 
 from __future__ import annotations
@@ -44,27 +49,51 @@ async def upgrade_async(database_url: str) -> None:
 
 async def current_revision(database_url: str) -> str | None:
     """The schema revision the database is at, or None for an empty database."""
+    revision, _ = await _survey(database_url)
+    return revision
+
+
+async def _survey(database_url: str) -> tuple[str | None, bool]:
+    """(the schema revision or None, whether the database holds no table at all)."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            has_table = await connection.run_sync(
-                lambda sync: inspect(sync).has_table("alembic_version"))
-            if not has_table:
-                return None
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            if "alembic_version" not in tables:
+                return None, not tables
             query = text("SELECT version_num FROM alembic_version")
             row = (await connection.execute(query)).first()
-            return None if row is None else str(row[0])
+            return (None if row is None else str(row[0])), False
     finally:
         await engine.dispose()
 
 
-async def require_current_schema(database_url: str) -> None:
-    """Raise a one-line `ConfigError` unless the database is at the head revision."""
+async def _reachable_survey(database_url: str) -> tuple[str | None, bool]:
     try:
-        current = await current_revision(database_url)
+        return await _survey(database_url)
     except (SQLAlchemyError, OSError) as exc:
         reason = str(exc).splitlines()[0][:200]
         raise ConfigError(f"cannot reach the database {describe(database_url)}: {reason}") from exc
+
+
+async def prepare_for_serving(database_url: str) -> bool:
+    """Make the database ready for `serve`: create the schema in an empty SQLite database, else
+    require the latest revision (one-line `ConfigError`). True when the schema was created."""
+    current, empty = await _reachable_survey(database_url)
+    if empty and database_url.lower().startswith("sqlite"):
+        await upgrade_async(database_url)
+        return True
+    _require_head(current)
+    return False
+
+
+async def require_current_schema(database_url: str) -> None:
+    """Raise a one-line `ConfigError` unless the database is at the head revision."""
+    current, _ = await _reachable_survey(database_url)
+    _require_head(current)
+
+
+def _require_head(current: str | None) -> None:
     head = head_revision()
     if current != head:
         at = "empty" if current is None else f"at revision {current}"

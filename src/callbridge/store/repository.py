@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from callbridge.analytics.jobs import outbox_rows
 from callbridge.store import schema
 from callbridge.store.database import create_engine
+from callbridge.store.jobs import add_outbox
 from callbridge.store.records import (
     AudioSaved,
     CallAnswered,
@@ -175,7 +175,7 @@ class CallStore:
                              else_=calls.c.status_rank),
         ))
         # The outbox: post-call jobs are committed with the call's end, or not at all.
-        await self._insert_new(connection, schema.jobs, outbox_rows([record.call_sid], record.at))
+        await add_outbox(connection, [record.call_sid], record.at)
 
     # ---------------------------------------------------------------- recovery
 
@@ -204,7 +204,7 @@ class CallStore:
                                 else_=calls.c.status),
                     status_rank=ENDED_RANK,
                 ))
-                await self._insert_new(connection, schema.jobs, outbox_rows(sids, now))
+                await add_outbox(connection, sids, now)
         return sids
 
     # ---------------------------------------------------------------- reading

@@ -1,10 +1,12 @@
-"""What a job produced, as plain values, and the rows they become.
+"""What a post-call job produced, as plain values, and the `analyses` and `webhook_deliveries`
+rows they become.
 
 A job's runner returns an `Outcome` — `Done` or `Failed` — and writes nothing itself; the job
-queue writes the outcome inside the transaction that finishes the job, after checking that the
-claim is still this worker's (see `jobs`). So an analysis, a delivery attempt and the jobs a job
-enqueues exist exactly when the job's new state does. Each write is idempotent by natural key:
-an analysis per CallSid (a re-run replaces it), a follow-up job per (CallSid, kind).
+queue (`store.jobs`) writes the outcome inside the transaction that finishes the job, after
+checking that the claim is still this worker's. So an analysis, a delivery attempt and the jobs a
+job enqueues exist exactly when the job's new state does. Each write is idempotent by natural key:
+an analysis per CallSid (a re-run replaces it). Owns every statement on those two tables; the
+follow-up jobs a `Done` names are written by `store.jobs`, which owns the `jobs` table.
 """
 
 from __future__ import annotations
@@ -85,19 +87,6 @@ async def write_outcome(connection: AsyncConnection, call_sid: str, attempt: int
         await connection.execute(upsert.values(row).on_conflict_do_update(
             index_elements=["call_sid"],
             set_={key: getattr(upsert.excluded, key) for key in row if key != "call_sid"}))
-    if outcome.enqueue:
-        jobs = (pg_insert if postgres else sqlite_insert)(schema.jobs)
-        await connection.execute(jobs.on_conflict_do_nothing(),
-                                 job_rows([call_sid], outcome.enqueue, now))
-
-
-def job_rows(call_sids: list[str], kinds: tuple[str, ...], at: float) -> list[dict[str, Any]]:
-    """New, immediately due `jobs` rows: one per call and kind."""
-    when = utc(at)
-    return [{"call_sid": sid, "kind": kind, "state": "pending", "attempts": 0, "run_after": when,
-             "locked_by": None, "locked_until": None, "last_error": None, "created_at": when,
-             "updated_at": when}
-            for sid in call_sids for kind in kinds]
 
 
 def _analysis_row(call_sid: str, analysis: Analysis, now: float) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import asyncio
 import time
 from collections import Counter
 
-from callbridge.analytics.jobs import Job, JobQueue, RetryPolicy
-from callbridge.analytics.results import DeliveryAttempt, Done, Failed, Outcome
 from callbridge.analytics.worker import Runner, Worker
+from callbridge.store.jobs import Job, JobQueue, RetryPolicy
+from callbridge.store.outcomes import DeliveryAttempt, Done, Failed, Outcome
 from callbridge.store.repository import CallStore
 from tests.analytics.conftest import T0, a_call
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callbridge.analytics.structured import check_fragment, strict, validate
+from callbridge.structured_outputs import check_fragment, strict, validate
 
 SCHEMA = strict({"type": "object", "properties": {
     "score": {"type": "integer", "minimum": 0, "maximum": 100},

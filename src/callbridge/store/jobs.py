@@ -1,6 +1,7 @@
 """The queue of post-call jobs in the call record's database: claiming, leases, retries.
 
-Owns every statement on the `jobs` table. A job's life, all of it here:
+Owns every statement on the `jobs` table, including the outbox rows the call record writes in
+the transaction that ends a call (`add_outbox`). A job's life, all of it here:
 
     (outbox) ─► pending ──claim──► running ──finish(Done)──────────────────► done
                    ▲                  │  └───finish(Failed), attempts = max ──► dead
@@ -27,11 +28,13 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import case, func, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from callbridge.analytics.results import Done, Failed, Outcome, job_rows, utc, write_outcome
 from callbridge.errors import CallbridgeError
 from callbridge.store import schema
+from callbridge.store.outcomes import Done, Failed, Outcome, utc, write_outcome
 
 jobs = schema.jobs
 
@@ -54,9 +57,23 @@ OUTBOX = (JobKind.CALL_ENDED.value, JobKind.ANALYZE.value)
 LEASE_EXPIRED = "the worker's lease expired (it died or hung) on the last attempt"
 
 
-def outbox_rows(call_sids: Sequence[str], at: float) -> list[dict[str, Any]]:
-    """The jobs every ended call gets, written in the transaction that ends it."""
-    return job_rows(list(call_sids), OUTBOX, at)
+async def add_outbox(connection: AsyncConnection, call_sids: Sequence[str], at: float) -> None:
+    """Add the jobs every ended call gets, in the caller's transaction (the one that ends it)."""
+    await _add(connection, call_sids, OUTBOX, at)
+
+
+async def _add(connection: AsyncConnection, call_sids: Sequence[str], kinds: Sequence[str],
+               at: float) -> None:
+    """New, immediately due jobs: one per call and kind; a (call, kind) that exists is kept."""
+    when = utc(at)
+    rows = [{"call_sid": sid, "kind": kind, "state": JobState.PENDING.value, "attempts": 0,
+             "run_after": when, "locked_by": None, "locked_until": None, "last_error": None,
+             "created_at": when, "updated_at": when}
+            for sid in call_sids for kind in kinds]
+    if not rows:
+        return
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    await connection.execute(insert(jobs).on_conflict_do_nothing(), rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +169,8 @@ class JobQueue:
                 if result.rowcount != 1:
                     raise LeaseLost(f"job {job.id} was claimed again")  # rolls back
                 await write_outcome(connection, job.call_sid, job.attempts, outcome, now)
+                if isinstance(outcome, Done):
+                    await _add(connection, [job.call_sid], outcome.enqueue, now)
         except LeaseLost:
             if outcome.delivery is not None:  # the POST happened all the same: keep its record
                 async with self.engine.begin() as connection:
