@@ -4,7 +4,8 @@
     ├── ConfigError              a setting is missing or invalid; start-up stops with one line
     ├── ProtocolError            a peer sent something we cannot use (remote fault)
     │   ├── TwilioProtocolError  a Media Streams frame that is not valid JSON or lacks a field
-    │   └── RealtimeProtocolError an OpenAI Realtime event that is not valid JSON or lacks a field
+    │   ├── RealtimeProtocolError an OpenAI Realtime event that is not valid JSON or lacks a field
+    │   └── LiveProtocolError    an OpenAI GPT-Live event that is not valid JSON or lacks a field
     ├── InvalidState             a method was called in a state that forbids it (local fault)
     ├── UpstreamError            the Realtime socket could not be opened or was lost
     ├── TwilioRestError          Twilio's REST API refused or could not be reached
@@ -39,6 +40,10 @@ class TwilioProtocolError(ProtocolError):
 
 class RealtimeProtocolError(ProtocolError):
     """An OpenAI Realtime server event is not valid JSON or lacks a required field."""
+
+
+class LiveProtocolError(ProtocolError):
+    """An OpenAI GPT-Live server event is not valid JSON or lacks a required field."""
 
 
 class InvalidState(CallbridgeError):
