@@ -19,8 +19,13 @@ it speaks just enough of the Realtime GA protocol for a bridge to stream through
   item's last partial frame with silence, which would shift the pcm16 callers' byte offsets;
 - everything else (`response.create`, `conversation.item.*`, `response.cancel`) is ignored.
 
-The `input_audio_buffer.append` text callbridge sends is recognised by its prefix and cut, not
-JSON-parsed; any other spelling goes through `json.loads`. No logging per message.
+With `--api live` it speaks GPT-Live instead (`/v1/live/sessions`): `session.start` is answered
+by `session.started` (μ-law 8 kHz, as a phone bridge asks), and every `session.input_audio.append`
+at once by a `session.output_audio.delta` carrying the same audio. GPT-Live has no responses or
+items for speech, so there is nothing to group; `session.close` is answered by `session.closed`.
+
+The append text callbridge sends is recognised by its prefix and cut, not JSON-parsed; any other
+spelling goes through `json.loads`. No logging per message.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ import sys
 from benchmarks.load import wire
 
 APPEND_PREFIX = b'{"type":"input_audio_buffer.append","audio":"'
+LIVE_APPEND_PREFIX = b'{"type":"session.input_audio.append","audio":"'
+APIS = ("realtime", "live")
 FORMATS: dict[str, dict[str, object]] = {"pcmu": {"type": "audio/pcmu"},
                                          "pcm16": {"type": "audio/pcm", "rate": 24000}}
 FRAME_BYTES = {"pcmu": 160, "pcm16": 960}  # 20 ms of audio
@@ -140,12 +147,65 @@ class EchoSession:
             self.send_json({"type": "session.updated", "session": self.session})
 
 
+class LiveEchoSession:
+    """One GPT-Live connection's echo state: every appended frame comes straight back."""
+
+    __slots__ = ("conn", "events", "seconds")
+
+    def __init__(self, conn: wire.WsConnection) -> None:
+        self.conn = conn
+        self.events = 0
+        self.seconds = 0.0
+
+    def send_json(self, payload: dict[str, object]) -> None:
+        self.events += 1
+        payload["event_id"] = f"ev_{self.events}"
+        self.conn.send_text(json.dumps(payload, separators=(",", ":")))
+
+    def on_audio(self, audio: str) -> None:
+        size = decoded_size(audio)
+        if size == 0:
+            return
+        self.seconds += size / 8000
+        self.events += 1
+        self.conn.send_text('{"type":"session.output_audio.delta","event_id":"ev_'
+                            + str(self.events) + '","delta":"' + audio + '"}')
+
+    def resource(self) -> dict[str, object]:
+        return {"id": "live_echo", "expires_at": 4_000_000_000, "model": "gpt-live-1.1",
+                "status": "active", "audio": {"format": {"type": "audio/pcmu", "rate": 8000}},
+                "store": False}
+
+    def on_event(self, data: bytes) -> None:
+        if data.startswith(LIVE_APPEND_PREFIX):
+            self.on_audio(data[len(LIVE_APPEND_PREFIX):data.rindex(b'"')].decode("ascii"))
+            return
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind == "session.input_audio.append" and isinstance(event.get("audio"), str):
+            self.on_audio(event["audio"])
+        elif kind == "session.start":
+            self.send_json({"type": "session.started", "session": self.resource()})
+        elif kind == "session.close":
+            self.send_json({"type": "session.closed", "reason": "close_requested",
+                            "session": self.resource(),
+                            "usage": {"seconds": round(self.seconds, 3)}})
+
+
 async def serve_echo(port: int, response_frames: int, ready: asyncio.Future[int] | None = None,
-                     audio: str = "pcmu") -> None:
+                     audio: str = "pcmu", api: str = "realtime") -> None:
     """Serve until cancelled."""
-    sessions: dict[wire.WsConnection, EchoSession] = {}
+    sessions: dict[wire.WsConnection, EchoSession | LiveEchoSession] = {}
 
     def on_open(conn: wire.WsConnection) -> None:
+        if api == "live":
+            sessions[conn] = LiveEchoSession(conn)  # GPT-Live: the client speaks first
+            return
         echo = sessions[conn] = EchoSession(conn, response_frames, audio)
         echo.send_json({"type": "session.created", "session": echo.session})
 
@@ -174,10 +234,10 @@ async def serve_echo(port: int, response_frames: int, ready: asyncio.Future[int]
             conn.abort()
 
 
-async def _main(port: int, response_frames: int, audio: str) -> None:
+async def _main(port: int, response_frames: int, audio: str, api: str) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[int] = loop.create_future()
-    task = asyncio.ensure_future(serve_echo(port, response_frames, ready, audio))
+    task = asyncio.ensure_future(serve_echo(port, response_frames, ready, audio, api))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     bound = await ready
@@ -205,9 +265,13 @@ def main() -> None:
                         help="20 ms frames of audio per echoed response (default 100 = 2 s)")
     parser.add_argument("--audio", choices=sorted(FORMATS), default="pcmu",
                         help="the format confirmed in session.updated (default pcmu)")
+    parser.add_argument("--api", choices=APIS, default="realtime",
+                        help="the model API to speak: realtime (default) or live (GPT-Live)")
     args = parser.parse_args()
+    if args.api == "live" and args.audio != "pcmu":
+        parser.error("--api live speaks μ-law only (--audio pcmu)")
     wire.install_uvloop()
-    asyncio.run(_main(args.port, args.response_frames, args.audio))
+    asyncio.run(_main(args.port, args.response_frames, args.audio, args.api))
 
 
 if __name__ == "__main__":

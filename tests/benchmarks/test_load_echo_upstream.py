@@ -75,3 +75,27 @@ def test_pcmu_responses_still_hold_response_frames_frames_of_160_bytes() -> None
     one = ["response.created", "response.output_audio.delta", "response.output_audio.delta",
            "response.output_audio.done", "response.done"]
     assert kinds == one + one
+
+
+def test_the_gpt_live_echo_starts_on_session_start_and_echoes_each_frame_at_once() -> None:
+    """--api live: session.start → session.started (μ-law 8 kHz); every append comes straight
+    back as one output delta with the same audio; session.close → session.closed with the
+    seconds of audio heard."""
+    from benchmarks.load.echo_upstream import LiveEchoSession
+
+    socket = RecordingSocket()
+    echo = LiveEchoSession(socket)  # type: ignore[arg-type]
+    echo.on_event(b'{"type":"session.start","session":{"model":"gpt-live-1.1"}}')
+    frame = bytes(range(160))
+    echo.on_event(b'{"type":"session.input_audio.append","audio":"'
+                  + base64.b64encode(frame) + b'"}')
+    echo.on_event(json.dumps({"type": "session.input_audio.append",
+                              "audio": base64.b64encode(frame).decode()}).encode())
+    echo.on_event(b'{"type":"session.close"}')
+    kinds = [event["type"] for event in socket.events]
+    assert kinds == ["session.started", "session.output_audio.delta",
+                     "session.output_audio.delta", "session.closed"]
+    assert socket.events[0]["session"]["audio"]["format"] == {"type": "audio/pcmu",
+                                                              "rate": 8000}
+    assert [base64.b64decode(e["delta"]) for e in socket.events[1:3]] == [frame, frame]
+    assert socket.events[3]["usage"] == {"seconds": 0.04}
