@@ -23,6 +23,8 @@ from callbridge.core.actions import (
     StartRecording,
 )
 from callbridge.core.agent import AgentProfile
+from callbridge.core.reply import Reply
+from callbridge.core.reports import BargeIn, CostCapReached, UpstreamStalled
 from callbridge.core.session import CallSession
 from callbridge.core.states import UpstreamState
 from tests.core.drive import (
@@ -230,7 +232,7 @@ def test_the_cost_cap_ends_the_call_politely() -> None:
     usage = {"output_token_details": {"audio_tokens": 200}}  # 200 × $64/M = $0.0128
     d.realtime(event("response.created", response={"id": "r1"}))
     after = done(d, "r1", usage)
-    assert any(isinstance(a, Note) and a.kind == "cost_cap_reached" for a in after)
+    assert any(isinstance(a, CostCapReached) for a in after)
     [goodbye] = creates(after)
     d.realtime(event("response.created", response={"id": "r2"}))
     assert controls(done(d, "r2")) == [HangUp("cost cap reached")]
@@ -411,7 +413,7 @@ def test_caller_speech_over_the_comfort_sound_is_not_a_barge_in() -> None:
     actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
                                item_id="u"))
     assert twilio_out(actions) == [tw.SendClear(STREAM_SID)]
-    assert not any(isinstance(a, Note) and a.kind == "barge_in" for a in actions)
+    assert not any(isinstance(a, BargeIn) for a in actions)
 
 
 def test_the_upstream_session_is_replaced_before_its_cap_at_a_quiet_moment() -> None:
@@ -455,8 +457,8 @@ def test_a_busy_moment_postpones_the_recycle() -> None:
 # ---------------------------------------------------------------------- a stalled upstream
 
 
-def _stalls(actions: list[Action]) -> list[Note]:
-    return [a for a in actions if isinstance(a, Note) and a.kind == "upstream_stalled"]
+def _stalls(actions: list[Action]) -> list[UpstreamStalled]:
+    return [a for a in actions if isinstance(a, UpstreamStalled)]
 
 
 def _caller_turn_ends(d: Driver) -> None:
@@ -472,7 +474,7 @@ def test_a_reply_owed_and_no_upstream_event_for_3_s_is_a_stall_and_a_reconnect()
     assert not _stalls(d.advance(2.9))
     actions = d.advance(0.2)
     [stall] = _stalls(actions)
-    assert stall.detail == {"silent_s": 3.0}
+    assert stall.details() == {"silent_s": 3.0}
     kinds = [type(a) for a in actions]
     assert kinds.index(CloseUpstream) < kinds.index(OpenUpstream)
     assert d.session.upstream is UpstreamState.OPENING
@@ -500,12 +502,12 @@ def test_the_stall_clock_starts_when_the_reply_became_owed_not_at_the_last_event
     d.twilio('{"event":"dtmf","streamSid":"' + STREAM_SID + '","sequenceNumber":"5",'
              '"dtmf":{"track":"inbound_track","digit":"5"}}')
     d.advance(2.0)  # the digits are flushed as a caller turn and a response is requested
-    assert d.session._response_requested
+    assert d.session.reply.state is Reply.REQUESTED
     asked_at = d.now
     assert not _stalls(d.advance(2.9))
     [stall] = _stalls(d.advance(0.2))
     assert d.now - asked_at >= 3.0
-    assert stall.detail["silent_s"] >= 60.0
+    assert stall.silent_s >= 60.0
 
 
 @pytest.mark.parametrize("situation", ["nothing owed", "caller speaking", "tool running"])
@@ -520,7 +522,7 @@ def test_no_stall_when_the_model_owes_nothing(situation: str) -> None:
                          item_id="f1", output_index=0, call_id="c1", name="lookup",
                          arguments="{}"))
         done(d, "r1")
-        assert d.session._tools_running
+        assert d.session.tools_running
     assert not _stalls(d.advance(30.0))
     assert d.session.upstream is UpstreamState.READY
 
@@ -538,7 +540,7 @@ def test_a_response_create_answered_only_by_an_error_is_caught_by_the_stall_dead
     error the session is replaced, and the new one is asked for the reply again."""
     d = Driver()
     d.do(d.session.wrap_up(d.now, "time to go"))
-    assert d.session._response_requested
+    assert d.session.reply.state is Reply.REQUESTED
     d.realtime(event("error", error={"type": "server_error", "code": "server_error",
                                      "message": "try again"}))
     assert not _stalls(d.advance(2.9))

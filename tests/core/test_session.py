@@ -19,6 +19,7 @@ from callbridge.core.actions import (
     TurnFinished,
 )
 from callbridge.core.agent import AgentProfile
+from callbridge.core.reports import BargeIn, TurnLatency
 from callbridge.core.session import CallSession, Timing
 from callbridge.core.states import CallState, UpstreamState
 from tests.core.drive import (
@@ -381,7 +382,7 @@ def test_a_tool_result_after_the_call_ended_is_dropped() -> None:
 def test_a_duplicate_start_is_ignored_and_a_foreign_call_is_refused() -> None:
     """A second `start` changes nothing; a `start` for another CallSid ends the stream."""
     d = Driver()
-    assert [type(a) for a in d.twilio(start_frame())] == [Note]
+    assert [type(a) for a in d.twilio(start_frame())] == [Note]  # duplicate_start
     assert d.session.stream_sid == STREAM_SID
     other = CallSession(CALL_SID, AgentProfile())
     other.begin(0.0)
@@ -530,9 +531,8 @@ def test_turn_latency_is_measured_in_media_time_to_the_first_played_mark() -> No
     d.now += 0.35
     sent = marks(d.respond("a1", 1600))
     d.twilio(media_frame(timestamp=1900))
-    latency = [a for a in d.twilio(mark_frame_for(sent[0])) if isinstance(a, Note)
-               and a.kind == "turn_latency"]
-    assert latency == [Note("turn_latency", {"ms": 900, "model_ms": 350})]
+    latency = [a for a in d.twilio(mark_frame_for(sent[0])) if isinstance(a, TurnLatency)]
+    assert latency == [TurnLatency(ms=900, model_ms=350)]
 
 
 def test_barge_in_reaction_is_measured_from_the_speech_start() -> None:
@@ -543,8 +543,8 @@ def test_barge_in_reaction_is_measured_from_the_speech_start() -> None:
     d.twilio(media_frame(timestamp=2260))
     actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=2000,
                                item_id="u2"))
-    [note] = [a for a in actions if isinstance(a, Note) and a.kind == "barge_in"]
-    assert note.detail == {"item_id": "u2", "reaction_ms": 260}
+    [note] = [a for a in actions if isinstance(a, BargeIn)]
+    assert note.details() == {"item_id": "u2", "reaction_ms": 260}
 
 
 def pcm16_driver() -> Driver:
