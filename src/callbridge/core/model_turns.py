@@ -77,7 +77,8 @@ def on_error(s: CallSession, event: m.ModelError, now: float) -> list[Action]:
     if kind is m.ErrorKind.HARMLESS:
         return []
     if kind is m.ErrorKind.CONFLICT:
-        s.reply.refused()
+        if s.reply.can("refused"):
+            s.reply.refused()
         return [Note("response_conflict", event.detail)]
     if kind is m.ErrorKind.FATAL:
         return s.give_up(now, f"upstream error {event.detail['code']}")
@@ -188,7 +189,7 @@ def on_tool_call(s: CallSession, event: m.ToolCallRequested, now: float) -> list
 
 
 def on_reply_done(s: CallSession, event: m.ReplyDone, now: float) -> list[Action]:
-    s.reply.done(event.reply_id)
+    s.reply.finished(event.reply_id)
     add_usage(s.stats.usage, event.usage)
     cost = s.model.cost(s.profile, event.usage)
     s.cost_usd += cost

@@ -123,6 +123,6 @@ _INPUTS: dict[type, _Translate] = {
 }
 
 
-def model_for(profile: AgentProfile) -> RealtimeModel:
+def model_for(profile: AgentProfile) -> m.ModelProtocol:
     """The protocol object for the API `profile` uses (Realtime is the only one so far)."""
     return RealtimeModel(profile)

@@ -109,17 +109,20 @@ class ReplyLifecycle(Machine[Reply]):
         self._move("started")
         self.active = reply_id
 
-    def done(self, reply_id: str) -> None:
-        """A reply finished; only the one under way moves the state."""
+    def finished(self, reply_id: str) -> None:
+        """Reply `reply_id` finished: the state moves only if it is the one under way."""
         self.suppressed.discard(reply_id)
-        if reply_id == self.active and self.can("done"):
-            self._move("done")
-            self.active = None
+        if reply_id == self.active:
+            self.done()
+
+    def done(self) -> None:
+        """The reply under way finished."""
+        self._move("done")
+        self.active = None
 
     def refused(self) -> None:
         """The model refused our request because a reply is already under way."""
-        if self.can("refused"):
-            self._move("refused")
+        self._move("refused")
 
     def abandon(self) -> None:
         """The model's session is gone: remember to resume if anything was owed."""

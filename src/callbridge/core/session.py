@@ -40,6 +40,7 @@ from callbridge.core.agent import AgentProfile
 from callbridge.core.control import Deadlines
 from callbridge.core.ending import CallEnding
 from callbridge.core.history import ConversationHistory
+from callbridge.core.model import ModelProtocol
 from callbridge.core.playback import Echo
 from callbridge.core.realtime_model import model_for
 from callbridge.core.reply import ReplyLifecycle
@@ -100,9 +101,10 @@ class CallSession:
 
     def __init__(self, call_sid: str, profile: AgentProfile, timing: Timing | None = None, *,
                  agents: Mapping[str, AgentProfile] | None = None,
-                 awaiting_answer: bool = False) -> None:
+                 awaiting_answer: bool = False, model: ModelProtocol | None = None) -> None:
         """`agents` are the profiles this call may be handed to; `awaiting_answer` keeps the
-        agent quiet until `answered_by()` says whether a person or a machine picked up."""
+        agent quiet until `answered_by()` says whether a person or a machine picked up;
+        `model` is the model API's protocol object (by default the one `profile` implies)."""
         self.call_sid = call_sid
         self.profile = profile
         self.agents = dict(agents or {})
@@ -113,7 +115,7 @@ class CallSession:
         self.cost_usd = 0.0
         self.end_reason: str | None = None
         self.history = ConversationHistory()
-        self.model = model_for(profile)
+        self.model = model or model_for(profile)
         self.link = UpstreamLink(self.timing)
         self.reply = ReplyLifecycle()
         self.deadlines = Deadlines(profile)
@@ -199,7 +201,9 @@ class CallSession:
         return [report, retry, *self.pump(now)]
 
     def give_up(self, now: float, reason: str) -> list[Action]:
-        self.link.give_up()
+        """No model session can be had: end the stream so Twilio plays the apology."""
+        if self.link.can("give_up"):
+            self.link.give_up()
         actions: list[Action] = [UpstreamGaveUp(reason), CloseUpstream(reason)]
         if self.state is CallState.STREAMING:
             actions += self.end_stream(reason)

@@ -109,8 +109,9 @@ class UpstreamLink(Machine[Link]):
 
     def lost(self) -> OpenUpstream | None:
         """The session is gone: the next attempt after its backoff delay, or None when the
-        budget is spent (then `give_up`)."""
+        budget is spent (the link has then given up)."""
         if self.retries >= len(self.delays):
+            self.give_up()
             return None
         self._move("lost")
         if self.opening is Opening.RECYCLE:  # a failed replacement is an outage like any other

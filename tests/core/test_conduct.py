@@ -550,3 +550,39 @@ def test_a_response_create_answered_only_by_an_error_is_caught_by_the_stall_dead
     d.realtime(event("session.created", session={}))
     ready = realtime_out(d.realtime(session_updated()))
     assert any(isinstance(e, rt.CreateResponse) for e in ready), ready
+
+
+def _hand_off(d: Driver, to: str, response: str) -> list[Action]:
+    d.realtime(event("response.created", response={"id": response}))
+    d.realtime(event("response.function_call_arguments.done", response_id=response,
+                     item_id=f"f_{response}", output_index=0, call_id=f"c_{response}",
+                     name="switch_agent", arguments=json.dumps({"agent": to})))
+    return done(d, response)
+
+
+def _three_agents() -> dict[str, AgentProfile]:
+    return {"front": AgentProfile(name="front", handoffs=("billing",)),
+            "billing": AgentProfile(name="billing", handoffs=("front", "claims")),
+            "claims": AgentProfile(name="claims", instructions="You handle claims.")}
+
+
+def test_a_second_handoff_back_to_the_first_agent_works() -> None:
+    """A → B → A: the agent handed to can hand the call back."""
+    agents = _three_agents()
+    d = Driver(agents["front"], agents=agents)
+    _hand_off(d, "billing", "r1")
+    assert d.session.profile.name == "billing"
+    after = _hand_off(d, "front", "r2")
+    assert d.session.profile.name == "front"
+    assert Note("agent_switched", {"from": "billing", "to": "front"}) in after
+
+
+def test_a_second_handoff_to_a_third_agent_works() -> None:
+    """A → B → C: the third agent is reachable through the second's hand-offs."""
+    agents = _three_agents()
+    d = Driver(agents["front"], agents=agents)
+    _hand_off(d, "billing", "r1")
+    after = _hand_off(d, "claims", "r2")
+    [update] = [e for e in realtime_out(after) if isinstance(e, rt.SessionUpdate)]
+    assert update.session["instructions"] == "You handle claims."
+    assert d.session.profile.name == "claims"
