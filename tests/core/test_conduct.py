@@ -13,6 +13,7 @@ from callbridge.core import twilio_messages as tw
 from callbridge.core.actions import (
     Action,
     CloseUpstream,
+    EndStream,
     HangUp,
     Note,
     OpenUpstream,
@@ -23,10 +24,11 @@ from callbridge.core.actions import (
     StartRecording,
 )
 from callbridge.core.agent import AgentProfile
+from callbridge.core.ending import Ending
 from callbridge.core.reply import Reply
 from callbridge.core.reports import BargeIn, CostCapReached, UpstreamStalled
 from callbridge.core.session import CallSession
-from callbridge.core.states import UpstreamState
+from callbridge.core.states import CallState, UpstreamState
 from tests.core.drive import (
     CALL_SID,
     STREAM_SID,
@@ -586,3 +588,65 @@ def test_a_second_handoff_to_a_third_agent_works() -> None:
     [update] = [e for e in realtime_out(after) if isinstance(e, rt.SessionUpdate)]
     assert update.session["instructions"] == "You handle claims."
     assert d.session.profile.name == "claims"
+
+
+# ---------------------------------------------------------------------- failed REST requests
+
+
+def _hung_up(d: Driver) -> HangUp:
+    d.do(d.session.wrap_up(d.now, "time to go"))
+    sent = marks(d.respond("bye", 800, response="resp_w", text="Goodbye"))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_w",
+                                   item_id="bye", output_index=0, content_index=0)))
+    done(d, "resp_w")
+    [hang_up] = controls(play_everything(d, sent))
+    assert isinstance(hang_up, HangUp)
+    return hang_up
+
+
+def test_a_hang_up_twilio_refuses_ends_the_media_stream() -> None:
+    """The session decides: the stream ends, so Twilio plays what follows </Connect>."""
+    d = Driver()
+    hang_up = _hung_up(d)
+    actions = d.do(d.session.control_failed(hang_up, "Twilio answered 500", d.now))
+    assert actions == [
+        Note("call_control_failed", {"action": "HangUp", "error": "Twilio answered 500"}),
+        EndStream("hang-up failed: Twilio answered 500")]
+    assert d.session.state is CallState.ENDING
+
+
+def test_a_refused_transfer_reopens_the_call_and_the_agent_says_so() -> None:
+    """The call goes on with the agent, who is asked to tell the caller; a later hang-up works."""
+    d = Driver(AgentProfile(builtin_tools=("transfer_call",),
+                            transfer_targets={"sales": "+15551230000"}))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "transfer_call", {"target": "sales"})
+    done(d)
+    sent = marks(d.respond("line", 800, response="resp_a", text="Connecting you."))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_a",
+                                   item_id="line", output_index=0, content_index=0)))
+    done(d, "resp_a")
+    [redirect] = controls(play_everything(d, sent))
+    assert isinstance(redirect, RedirectCall)
+    actions = d.do(d.session.control_failed(redirect, "Twilio answered 404", d.now))
+    [tell] = creates(actions)
+    assert tell.response is not None
+    assert "transfer did not go through" in tell.response["instructions"]
+    assert d.session.ending.state is Ending.OPEN
+    assert d.session.end_reason is None
+    assert not any(isinstance(a, EndStream) for a in actions)
+    sent = marks(d.respond("sorry", 800, response="resp_s", text="That did not work."))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_s",
+                                   item_id="sorry", output_index=0, content_index=0)))
+    done(d, "resp_s")
+    play_everything(d, sent)
+    assert _hung_up(d) == HangUp("time to go")
+
+
+def test_a_recording_that_did_not_start_changes_nothing_but_a_note() -> None:
+    """The call goes on unrecorded; the failure is recorded as an event."""
+    d = Driver()
+    actions = d.do(d.session.control_failed(StartRecording(), "no Twilio REST client", d.now))
+    assert actions == [Note("call_control_failed", {"action": "StartRecording",
+                                                    "error": "no Twilio REST client"})]
+    assert d.session.state is CallState.STREAMING
