@@ -647,3 +647,25 @@ def test_the_replay_is_capped_at_the_input_backlog() -> None:
     for i, frame in enumerate(frames):
         d.twilio(media_frame(20 * i, frame))
     assert _payloads(_reconnect(d)) == frames[-3:]
+
+
+def test_a_greeting_kept_for_start_is_asked_for_when_start_arrives() -> None:
+    """With greet_before_start off, the ready session waits; Twilio's start asks for it."""
+    profile = AgentProfile(greeting="Hello there.")
+    d = Driver(profile, Timing(greet_before_start=False), start=False)
+    assert not any(isinstance(e, rt.CreateResponse) for e in realtime_out(d.log))
+    [greet] = [e for e in realtime_out(d.twilio(start_frame())) if isinstance(e, rt.CreateResponse)]
+    assert greet.response is not None
+    assert "Hello there." in greet.response["instructions"]
+
+
+def test_a_greeting_kept_for_start_goes_out_when_the_session_is_ready_after_start() -> None:
+    """start before the first session is ready: the greeting follows the ready session."""
+    session = CallSession(CALL_SID, AgentProfile(greeting="Hello there."),
+                          Timing(greet_before_start=False))
+    session.begin(0.0)
+    assert realtime_out(session.receive_twilio(start_frame(), 0.0)) == []
+    session.upstream_opened(0.0)
+    session.receive_realtime(event("session.created", session={}), 0.0)
+    ready = realtime_out(session.receive_realtime(session_updated(), 0.0))
+    assert sum(isinstance(e, rt.CreateResponse) for e in ready) == 1

@@ -92,7 +92,8 @@ def on_ready(s: CallSession, now: float) -> list[Action]:
     else:
         actions.append(Note("upstream_ready"))
         greeting = s.profile.greeting_response()
-        if greeting is not None and not s.awaiting_answer:
+        early = s.timing.greet_before_start or s.state is CallState.STREAMING
+        if greeting is not None and not s.awaiting_answer and early:
             actions.append(request_reply(s, greeting))
     s.reply.resume = False
     if s.state is CallState.STREAMING:
@@ -101,6 +102,16 @@ def on_ready(s: CallSession, now: float) -> list[Action]:
     else:
         s.link.drop_backlog()
     return actions + flush(s)
+
+
+def greet_at_start(s: CallSession) -> list[Action]:
+    """Twilio's `start` arrived: greet now if the greeting waited for it (`Timing`'s
+    `greet_before_start` off) and the first session is already ready."""
+    greeting = s.profile.greeting_response()
+    if (s.timing.greet_before_start or greeting is None or s.awaiting_answer
+            or s.link.state is not UpstreamState.READY or not s.reply.can("request")):
+        return []
+    return [request_reply(s, greeting)]
 
 
 def recycle(s: CallSession) -> list[Action]:

@@ -78,6 +78,10 @@ class Timing:
     # A reply is owed and the upstream has said nothing for this long: the socket is stalled
     # (no FIN, no RST; pings would notice only after 20-40 s). None turns the check off.
     upstream_stall_s: float | None = 3.0
+    # Ask for the greeting as soon as the first session is ready, before Twilio's `start`:
+    # the caller hears it ~400 ms sooner; a media socket that never comes costs one greeting
+    # (measured: docs/architecture.md, "The greeting before `start`").
+    greet_before_start: bool = True
 
 
 @dataclass(slots=True)
@@ -280,6 +284,7 @@ class CallSession:
         actions: list[Action] = [StreamStarted(start.stream_sid)]
         if self.profile.record:
             actions.append(StartRecording())
+        actions += conduct.greet_at_start(self)
         return actions + self.pump(now)
 
     def _on_mark(self, echo: tw.MarkEcho, now: float) -> list[Action]:
