@@ -7,6 +7,7 @@ dispatch table at the bottom. No I/O. No clock.
 
 from __future__ import annotations
 
+import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from callbridge.core.reports import (
     ReplyUsage,
     TurnLatency,
 )
-from callbridge.core.states import UpstreamState
 
 if TYPE_CHECKING:
     from callbridge.core.session import CallSession
@@ -67,7 +67,7 @@ def on_configured(s: CallSession, event: m.Configured, now: float) -> list[Actio
             return [note, *s.give_up(now, "upstream refused μ-law audio")]
         s.turns.format_retried = True
         return [note, *conduct.configure(s)]
-    if not s.link.can("ready") or s.link.state is UpstreamState.READY:
+    if not s.link.can("ready"):  # a second confirmation of a ready session
         return []
     return conduct.on_ready(s, now)
 
@@ -139,12 +139,13 @@ def on_agent_audio(s: CallSession, event: m.AgentAudio, now: float) -> list[Acti
     if item is None:
         s.stats.late_deltas_dropped += 1
         return []
-    stop = s.speech.stop_comfort(now, s.stream_sid) if s.speech.comfort else []
     try:
-        s.speech.received(event.item_id, event.part, event.payload)
+        audio = base64.b64decode(event.payload, validate=True)
     except binascii.Error as exc:
         s.stats.malformed_realtime += 1
         return sampled(MalformedModel, s.stats.malformed_realtime, exc)
+    stop = s.speech.stop_comfort(now, s.stream_sid) if s.speech.comfort else []
+    s.speech.received(event.item_id, event.part, audio)
     s.reply.spoke.add(event.reply_id)
     if s.turns.speech_stopped_at is not None:  # the model's share of the turn
         s.turns.model_ms = round((now - s.turns.speech_stopped_at) * 1000)

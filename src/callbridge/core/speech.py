@@ -74,9 +74,8 @@ class AgentSpeech:
         item = self.items[item_id] = AgentItem(reply_id)
         return item
 
-    def received(self, item_id: str, part: int, payload: str) -> None:
-        """Queue agent audio (base64). Raises `binascii.Error` for a payload that is not."""
-        audio = base64.b64decode(payload, validate=True)
+    def received(self, item_id: str, part: int, audio: bytes) -> None:
+        """Queue agent audio (decoded, in the session's format) for Twilio."""
         self.playback.received(item_id, part, len(audio) / self.audio.bytes_per_ms)
         self.outbound.push(item_id, part, self.audio.agent_audio(audio))
 
