@@ -87,7 +87,7 @@ async def measure(gaps: list[float], calls: int, ttfa_ms: float, orphan_calls: i
                              f"(min {min(delays) * 1000:.0f}, max {max(delays) * 1000:.0f})"))
             asked_before = sum(1 for c in fake.connections for e in c.client_events
                                if e["type"] == "response.create")
-            asked, cost = await orphans(fake, server, state, orphan_calls, wait_s=3.0)
+            asked, cost = await orphans(fake, server, state, orphan_calls, wait_s=8.0)
             asked -= asked_before
             rows.append((label, "no media socket",
                          f"{asked} of {orphan_calls} greetings asked for, ${cost:.4f} billed"))
