@@ -22,7 +22,6 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from callbridge.core import conduct, model_turns
 from callbridge.core import twilio_messages as tw
@@ -54,6 +53,8 @@ from callbridge.core.reports import (
 )
 from callbridge.core.speech import BYTES_PER_MS, AgentSpeech
 from callbridge.core.states import CallState, UpstreamState
+from callbridge.core.stats import SessionStats
+from callbridge.core.timing import Timing
 from callbridge.core.upstream_link import UpstreamLink
 from callbridge.errors import ProtocolError, TwilioProtocolError
 
@@ -61,43 +62,6 @@ __all__ = ["BYTES_PER_MS", "CallSession", "SessionStats", "Timing"]
 
 ANSWER_TIMEOUT_S = 35.0  # async AMD answers within 30 s; a verdict lost elsewhere must not mute us
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """Pacing and recovery knobs; the defaults are what the references agree on."""
-
-    chunk_ms: int = 40
-    lead_ms: int = 300
-    reconnect_delays: tuple[float, ...] = (0.2, 0.4, 0.8, 1.6, 3.2)
-    input_backlog_ms: int = 3000
-    history_items: int = 60
-    history_chars: int = 24_000
-    # OpenAI ends a Realtime session at 60 min; replace it at a quiet turn boundary before that
-    recycle_after_s: float = 55 * 60
-    # A reply is owed and the upstream has said nothing for this long: the socket is stalled
-    # (no FIN, no RST; pings would notice only after 20-40 s). None turns the check off.
-    upstream_stall_s: float | None = 3.0
-    # Ask for the greeting as soon as the first session is ready, before Twilio's `start`:
-    # the caller hears it ~400 ms sooner; a media socket that never comes costs one greeting
-    # (measured: docs/architecture.md, "The greeting before `start`").
-    greet_before_start: bool = True
-
-
-@dataclass(slots=True)
-class SessionStats:
-    frames_in: int = 0
-    chunks_out: int = 0
-    malformed_twilio: int = 0
-    malformed_realtime: int = 0
-    truncates_sent: int = 0
-    truncate_errors: int = 0
-    upstream_errors: int = 0
-    reconnects: int = 0
-    late_deltas_dropped: int = 0
-    stale_marks: int = 0
-    barge_ins: int = 0
-    usage: dict[str, int] = field(default_factory=dict)
 
 
 class CallSession:
@@ -164,7 +128,9 @@ class CallSession:
         return min(paced, self.timer_at)
 
     def wake(self, now: float) -> list[Action]:
-        """A wake-up asked for by `next_wakeup` is due."""
+        """A wake-up asked for by `next_wakeup` is due.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         actions = self.pump(now) + conduct.on_due(self, now) + conduct.maybe_close(self, now)
         conduct.refresh_timers(self, now)
         return actions
@@ -177,22 +143,30 @@ class CallSession:
     # ------------------------------------------------------------------ upstream transport
 
     def upstream_opened(self, now: float) -> list[Action]:
-        """The model's socket is open; its session's first event comes next."""
+        """The model's socket is open; its session's first event comes next.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         if self.link.can("opened"):
             self.link.opened()
         return []
 
     def upstream_failed(self, now: float, reason: str) -> list[Action]:
-        """Opening the model's socket failed."""
+        """Opening the model's socket failed.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         return self.upstream_down(now, UpstreamConnectFailed(reason, self.link.retries))
 
     def upstream_lost(self, now: float, reason: str) -> list[Action]:
-        """The model's socket closed or broke."""
+        """The model's socket closed or broke.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         return self.upstream_down(now, UpstreamLost(reason, self.link.retries))
 
     def upstream_down(self, now: float,
                       report: UpstreamLost | UpstreamConnectFailed) -> list[Action]:
-        """The session is gone: retry after the next backoff delay, or give up."""
+        """The session is gone: retry after the next backoff delay, or give up.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         if self.ended or not self.link.live:
             return []
         self.speech.audio.caller_reset()
@@ -244,7 +218,9 @@ class CallSession:
         return actions
 
     def twilio_closed(self, now: float) -> list[Action]:
-        """The media socket is gone (after `stop`, after our `EndStream`, or abruptly)."""
+        """The media socket is gone (after `stop`, after our `EndStream`, or abruptly).
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         return self._end(now, self.end_reason or "media stream closed")
 
     def _on_media(self, media: tw.Media, now: float) -> list[Action]:
@@ -259,7 +235,9 @@ class CallSession:
         return []
 
     def forward_caller(self, payload: str) -> list[Action]:
-        """Caller audio to the model, in the session's format."""
+        """Caller audio to the model, in the session's format.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         try:
             audio = self.speech.audio.caller_audio(payload)
         except (binascii.Error, ValueError) as exc:  # only the PCM16 path decodes it
@@ -357,7 +335,9 @@ class CallSession:
     # ------------------------------------------------------------------ call control
 
     def tool_result(self, call_id: str, output: str, now: float) -> list[Action]:
-        """A tool finished. Results for an ended call or an unknown call are dropped here."""
+        """A tool finished. Results for an ended call or an unknown call are dropped here.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         if self.ended or call_id not in self.tools_running:
             return [Note("tool_result_dropped", {"call_id": call_id})]
         self.tools_running.discard(call_id)
@@ -368,21 +348,28 @@ class CallSession:
         return actions
 
     def wrap_up(self, now: float, reason: str) -> list[Action]:
-        """End the call soon: the agent says a closing line, then HangUp once it has played."""
+        """End the call soon: the agent says a closing line, then HangUp once it has played.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         actions = conduct.wrap_up(self, now, reason, "We need to end this call now. Apologise "
                                   "briefly, say goodbye, and do not ask anything more.")
         conduct.refresh_timers(self, now)
         return actions
 
     def answered_by(self, kind: str, now: float) -> list[Action]:
-        """Answering-machine detection's verdict on an outbound call."""
+        """Answering-machine detection's verdict on an outbound call.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         actions = conduct.answered_by(self, kind, now)
         conduct.refresh_timers(self, now)
         return actions
 
     def control_failed(self, request: CallControl, error: str, now: float) -> list[Action]:
         """Twilio's REST API could not carry out a `HangUp`, `RedirectCall` or
-        `StartRecording` (or there is no REST client): the session decides what follows."""
+        `StartRecording` (or there is no REST client): the session decides what follows.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        After it, carry out the returned actions in order and re-read `next_wakeup`.
+        """
         actions = conduct.control_failed(self, request, error, now)
         conduct.refresh_timers(self, now)
         return actions

@@ -24,7 +24,8 @@ from callbridge.core.outbound import OutboundAudio
 from callbridge.core.playback import Echo, PlaybackTracker
 
 if TYPE_CHECKING:
-    from callbridge.core.session import SessionStats, Timing
+    from callbridge.core.stats import SessionStats
+    from callbridge.core.timing import Timing
 
 BYTES_PER_MS = 8  # μ-law, 8 kHz, what Twilio plays
 

@@ -38,7 +38,7 @@ from callbridge.core.machine import Machine
 from callbridge.core.states import UpstreamState as Link
 
 if TYPE_CHECKING:
-    from callbridge.core.session import Timing
+    from callbridge.core.timing import Timing
 
 FRAME_MS = 20  # Twilio media frames
 
