@@ -7,7 +7,8 @@ Owns reading the agent file's agent part. Two shapes are accepted:
   `default_agent` for every other number.
 
 `tools_module` names the user's module of `@tool` functions; an agent's `tools` list picks from
-them and from the built-ins (`end_call`, `transfer_call`). Environment variables
+them and from the built-ins (`end_call`, `transfer_call`); an agent with `handoffs` also gets
+`switch_agent`, which hands the call to one of the agents it names. Environment variables
 (`CALLBRIDGE_VOICE`, …) override the default agent only. After the call: `analysis_fields`
 (name → JSON Schema fragment), `webhook_url` and `webhook_secret` (default, for every agent:
 `CALLBRIDGE_WEBHOOK_SECRET`). Every mistake is a one-line `ConfigError`.
@@ -69,7 +70,16 @@ class AgentDirectory:
             raise ConfigError(f"there is no agent {name!r}; the agents are: {known}") from None
 
     def handoff_targets(self, profile: AgentProfile) -> dict[str, AgentProfile]:
-        return {name: self.agents[name] for name in profile.handoffs}
+        """Every agent a call answered by `profile` can reach by hand-offs, directly or through
+        other agents (A → B → C, and back to A): each may hand on to its own targets."""
+        reached: dict[str, AgentProfile] = {}
+        waiting = list(profile.handoffs)
+        while waiting:
+            name = waiting.pop()
+            if name not in reached:
+                reached[name] = self.agents[name]
+                waiting += self.agents[name].handoffs
+        return reached
 
 
 def load_directory(file_values: Mapping[str, Any], env: Mapping[str, str]) -> AgentDirectory:

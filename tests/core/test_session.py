@@ -19,6 +19,7 @@ from callbridge.core.actions import (
     TurnFinished,
 )
 from callbridge.core.agent import AgentProfile
+from callbridge.core.reports import BargeIn, TurnLatency
 from callbridge.core.session import CallSession, Timing
 from callbridge.core.states import CallState, UpstreamState
 from tests.core.drive import (
@@ -381,7 +382,7 @@ def test_a_tool_result_after_the_call_ended_is_dropped() -> None:
 def test_a_duplicate_start_is_ignored_and_a_foreign_call_is_refused() -> None:
     """A second `start` changes nothing; a `start` for another CallSid ends the stream."""
     d = Driver()
-    assert [type(a) for a in d.twilio(start_frame())] == [Note]
+    assert [type(a) for a in d.twilio(start_frame())] == [Note]  # duplicate_start
     assert d.session.stream_sid == STREAM_SID
     other = CallSession(CALL_SID, AgentProfile())
     other.begin(0.0)
@@ -530,9 +531,8 @@ def test_turn_latency_is_measured_in_media_time_to_the_first_played_mark() -> No
     d.now += 0.35
     sent = marks(d.respond("a1", 1600))
     d.twilio(media_frame(timestamp=1900))
-    latency = [a for a in d.twilio(mark_frame_for(sent[0])) if isinstance(a, Note)
-               and a.kind == "turn_latency"]
-    assert latency == [Note("turn_latency", {"ms": 900, "model_ms": 350})]
+    latency = [a for a in d.twilio(mark_frame_for(sent[0])) if isinstance(a, TurnLatency)]
+    assert latency == [TurnLatency(ms=900, model_ms=350)]
 
 
 def test_barge_in_reaction_is_measured_from_the_speech_start() -> None:
@@ -543,8 +543,8 @@ def test_barge_in_reaction_is_measured_from_the_speech_start() -> None:
     d.twilio(media_frame(timestamp=2260))
     actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=2000,
                                item_id="u2"))
-    [note] = [a for a in actions if isinstance(a, Note) and a.kind == "barge_in"]
-    assert note.detail == {"item_id": "u2", "reaction_ms": 260}
+    [note] = [a for a in actions if isinstance(a, BargeIn)]
+    assert note.details() == {"item_id": "u2", "reaction_ms": 260}
 
 
 def pcm16_driver() -> Driver:
@@ -647,3 +647,25 @@ def test_the_replay_is_capped_at_the_input_backlog() -> None:
     for i, frame in enumerate(frames):
         d.twilio(media_frame(20 * i, frame))
     assert _payloads(_reconnect(d)) == frames[-3:]
+
+
+def test_a_greeting_kept_for_start_is_asked_for_when_start_arrives() -> None:
+    """With greet_before_start off, the ready session waits; Twilio's start asks for it."""
+    profile = AgentProfile(greeting="Hello there.")
+    d = Driver(profile, Timing(greet_before_start=False), start=False)
+    assert not any(isinstance(e, rt.CreateResponse) for e in realtime_out(d.log))
+    [greet] = [e for e in realtime_out(d.twilio(start_frame())) if isinstance(e, rt.CreateResponse)]
+    assert greet.response is not None
+    assert "Hello there." in greet.response["instructions"]
+
+
+def test_a_greeting_kept_for_start_goes_out_when_the_session_is_ready_after_start() -> None:
+    """start before the first session is ready: the greeting follows the ready session."""
+    session = CallSession(CALL_SID, AgentProfile(greeting="Hello there."),
+                          Timing(greet_before_start=False))
+    session.begin(0.0)
+    assert realtime_out(session.receive_twilio(start_frame(), 0.0)) == []
+    session.upstream_opened(0.0)
+    session.receive_realtime(event("session.created", session={}), 0.0)
+    ready = realtime_out(session.receive_realtime(session_updated(), 0.0))
+    assert sum(isinstance(e, rt.CreateResponse) for e in ready) == 1

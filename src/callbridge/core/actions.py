@@ -1,14 +1,15 @@
 """The actions a `CallSession` returns: what the adapters must do, in order.
 
-An adapter carries these out and decides nothing itself. No I/O. No clock.
+An adapter carries these out and decides nothing itself; the typed reports it records and
+counts are in `reports` (re-exported here). No I/O. No clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from callbridge.core.realtime_events import ClientEvent
+from callbridge.core.reports import MalformedModel, MalformedTwilio, Note, Report
 from callbridge.core.twilio_messages import Outbound
 
 
@@ -21,7 +22,8 @@ class SendTwilio:
 
 @dataclass(frozen=True, slots=True)
 class SendRealtime:
-    """Send one client event on the OpenAI Realtime socket."""
+    """Send one client event on the model's socket (named for the first model API; any
+    protocol object behind the seam in `model` produces these)."""
 
     event: ClientEvent
 
@@ -103,15 +105,25 @@ class TurnFinished:
     started: float
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Something worth a log line or a metric: reconnects, protocol errors, DTMF, latency."""
-
-    kind: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
 Action = (
     SendTwilio | SendRealtime | OpenUpstream | CloseUpstream | EndStream | RunTool
-    | TurnFinished | Note | HangUp | RedirectCall | StartRecording | SaveRecording
+    | TurnFinished | HangUp | RedirectCall | StartRecording | SaveRecording | Report
 )
+CallControl = HangUp | RedirectCall | StartRecording
+"""What the adapter asks Twilio's REST API to do; a failure goes back to `control_failed()`."""
+
+
+def sampled(report: type[MalformedTwilio] | type[MalformedModel], count: int,
+            exc: Exception) -> list[Action]:
+    """A report for the first few occurrences, then every hundredth, so garbage cannot flood
+    the logs."""
+    if count <= 3 or count % 100 == 0:
+        return [report(count, str(exc)[:200])]
+    return []
+
+
+__all__ = [
+    "Action", "CallControl", "CloseUpstream", "EndStream", "HangUp", "Note", "OpenUpstream",
+    "RedirectCall", "Report", "RunTool", "SaveRecording", "SendRealtime", "SendTwilio",
+    "StartRecording", "TurnFinished", "sampled",
+]

@@ -1,4 +1,10 @@
-"""The JSON API over the call record: `GET /api/calls` and `GET /api/calls/{sid}`.
+"""The JSON API over the call record, and the one route that places calls:
+
+- `GET /api/calls` — calls, newest first, filtered and paged;
+- `POST /api/calls` — place an outbound call through Twilio's REST API;
+- `GET /api/calls/{sid}` — one call with its transcript, tools, events, usage and analysis;
+- `GET /api/calls/{sid}/recording` — a short-lived signed link to the as-heard recording;
+- `GET /recordings/{sid}.wav` — the recording itself, only through such a link.
 
 Owns bearer-token authentication (`CALLBRIDGE_API_TOKEN`; without one configured the API is off)
 and query parsing. Everything it returns comes from the database, never from live memory.

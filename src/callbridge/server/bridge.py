@@ -28,7 +28,6 @@ from callbridge.core.actions import (
     CloseUpstream,
     EndStream,
     HangUp,
-    Note,
     OpenUpstream,
     RedirectCall,
     RunTool,
@@ -39,9 +38,18 @@ from callbridge.core.actions import (
     TurnFinished,
 )
 from callbridge.core.agent import AgentProfile
-from callbridge.core.pricing import response_cost
+from callbridge.core.reports import (
+    REPORTS,
+    BargeIn,
+    ReplyUsage,
+    Report,
+    StreamStarted,
+    TurnLatency,
+    UpstreamConnectFailed,
+    UpstreamGaveUp,
+    UpstreamLost,
+)
 from callbridge.core.session import CallSession
-from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
 from callbridge.logs import get_logger
 from callbridge.server.media_socket import lane_of
@@ -64,8 +72,8 @@ from callbridge.tools import ToolContext
 
 log = get_logger("callbridge.bridge")
 
-_QUIET_NOTES = frozenset({"response_done", "turn_latency"})
-_NOT_EVENTS = frozenset({"response_done", "stream_started"})
+_QUIET = (ReplyUsage, TurnLatency)  # one per turn: metrics and records, no log line
+_NOT_EVENTS = (ReplyUsage, StreamStarted)  # stored as usage and the answered record instead
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,6 @@ class Bridge:
         self.call_sid = call_sid
         self.settings = settings
         self.info = info or CallInfo()
-        self.cost_usd = 0.0
         directory = settings.directory
         agent = profile or directory.for_number(self.info.to_number)
         self.session = CallSession(call_sid, agent, settings.timing,
@@ -157,7 +164,7 @@ class Bridge:
 
     def abandon(self, reason: str) -> None:
         """Give up on a call whose media socket never connected."""
-        if not self._twilio_attached and self.session.state is not CallState.ENDED:
+        if not self._twilio_attached and not self.session.ended:
             self._log.info("media stream never connected; closing the call", reason=reason)
             self.run(self.session.twilio_closed(self.now()))
             self._spawn(self.shutdown())
@@ -172,7 +179,7 @@ class Bridge:
 
     def end(self, reason: str) -> None:
         """The call is over elsewhere (e.g. Twilio's `completed` status): end it here too."""
-        if self.session.state is CallState.ENDED:
+        if self.session.ended:
             return
         self._log.info("ending the call", reason=reason)
         self.run(self.session.twilio_closed(self.now()))
@@ -244,30 +251,28 @@ class Bridge:
             self._sink.submit(TurnRecorded(
                 self.call_sid, action.item_id, action.role, action.text, action.heard,
                 action.interrupted, self._offset_ms(action.started), self._offset_ms(action.at)))
-        elif isinstance(action, Note):
-            self._note(action)
+        elif isinstance(action, REPORTS):
+            self._report(action)
 
-    def _note(self, note: Note) -> None:
-        self.notes[note.kind] += 1
-        kind, detail = note.kind, note.detail
-        if kind == "turn_latency":
-            self.latencies.append((int(detail["ms"]), detail.get("model_ms")))
-        elif kind == "response_done":
-            self._record_usage(detail)
-        elif kind == "stream_started":
+    def _report(self, report: Report) -> None:
+        self.notes[report.kind] += 1
+        if isinstance(report, TurnLatency):
+            self.latencies.append((report.ms, report.model_ms))
+        elif isinstance(report, ReplyUsage):
+            self._record_usage(report)
+        elif isinstance(report, StreamStarted):
             self._answered_at = self.now()
-            stream_sid = str(detail.get("stream_sid", ""))
-            self._log = self._log.bind(stream_sid=stream_sid)
-            self._sink.submit(CallAnswered(self.call_sid, stream_sid,
+            self._log = self._log.bind(stream_sid=report.stream_sid)
+            self._sink.submit(CallAnswered(self.call_sid, report.stream_sid,
                                            self._wall(self._answered_at)))
-        elif kind == "upstream_gave_up" and self._on_upstream_down is not None:
+        elif isinstance(report, UpstreamGaveUp) and self._on_upstream_down is not None:
             self._on_upstream_down()
         if self._metrics is not None:
-            _observe(self._metrics, kind, detail)
-        if note.kind not in _NOT_EVENTS:
-            self._record_event(note.kind, note.detail)
-        if note.kind not in _QUIET_NOTES:
-            self._log.info(note.kind, **note.detail)
+            _observe(self._metrics, report)
+        if not isinstance(report, _NOT_EVENTS):
+            self._record_event(report.kind, report.details())
+        if not isinstance(report, _QUIET):
+            self._log.info(report.kind, **report.details())
 
     # ------------------------------------------------------------------ the call record
 
@@ -282,16 +287,18 @@ class Bridge:
         self._sink.submit(EventRecorded(self.call_sid, self._event_seq, kind,
                                         self._wall(self.now()), dict(detail)))
 
-    def _record_usage(self, detail: dict[str, Any]) -> None:
-        usage = detail.get("usage") or {}
-        if not usage:
+    def _record_usage(self, report: ReplyUsage) -> None:
+        if not report.usage:
             return
-        cost = response_cost(self.session.profile.model, usage)
-        self.cost_usd += cost
         if self._metrics is not None:
-            _observe_usage(self._metrics, usage, cost)
-        self._sink.submit(UsageRecorded(self.call_sid, str(detail.get("response_id", "")),
-                                        dict(usage), cost))
+            _observe_usage(self._metrics, report.usage, report.cost_usd)
+        self._sink.submit(UsageRecorded(self.call_sid, report.response_id, dict(report.usage),
+                                        report.cost_usd))
+
+    @property
+    def cost_usd(self) -> float:
+        """The call's estimated cost so far (the session computes it, once per reply)."""
+        return self.session.cost_usd
 
     def _record_end(self) -> None:
         stats = self.session.stats
@@ -381,7 +388,7 @@ class Bridge:
     async def _open_upstream(self, action: OpenUpstream) -> None:
         if action.delay:
             await asyncio.sleep(action.delay)
-        if self.session.state is CallState.ENDED:
+        if self.session.ended:
             return
         started = self.now()
         try:
@@ -390,7 +397,7 @@ class Bridge:
             self._log.warning("realtime connect failed", attempt=action.attempt, error=str(exc))
             self.run(self.session.upstream_failed(self.now(), str(exc)))
             return
-        if self._upstream_unwanted():
+        if not self.session.accepts_upstream():
             await ws.close()
             return
         connect_s = self.now() - started
@@ -405,11 +412,6 @@ class Bridge:
         if self._upstream is ws:  # lost, not closed by us (call end, agent switch)
             self._upstream = None
             self.run(self.session.upstream_lost(self.now(), reason))
-
-    def _upstream_unwanted(self) -> bool:
-        """The call ended or gave up while a connect attempt was in flight."""
-        return (self.session.state is CallState.ENDED
-                or self.session.upstream is not UpstreamState.OPENING)
 
     def _finish_with(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Work that must outlive the call's tasks (shutdown waits for it, briefly)."""
@@ -459,11 +461,11 @@ class Bridge:
     # ------------------------------------------------------------------ call control (REST)
 
     async def _call_control(self, action: HangUp | RedirectCall | StartRecording) -> None:
+        """Carry out a REST request; a failure goes back to the session, which decides."""
         if self._rest is None:
-            self._log.error("call control needs Twilio's REST API: set TWILIO_ACCOUNT_SID; "
-                            "ending the media stream instead", action=type(action).__name__)
-            if not isinstance(action, StartRecording):
-                self._twilio_queue.put_nowait(None)
+            self._log.error("call control needs Twilio's REST API: set TWILIO_ACCOUNT_SID",
+                            action=type(action).__name__)
+            self.run(self.session.control_failed(action, "no Twilio REST client", self.now()))
             return
         try:
             if isinstance(action, HangUp):
@@ -479,23 +481,21 @@ class Bridge:
         except TwilioRestError as exc:
             self._log.error("Twilio REST request failed", action=type(action).__name__,
                             error=str(exc))
-            self._record_event("call_control_failed", {"action": type(action).__name__,
-                                                       "status": exc.status, "code": exc.code})
-            if isinstance(action, HangUp):
-                self._twilio_queue.put_nowait(None)
+            error = str(exc)[:200]
+            self.run(self.session.control_failed(action, error, self.now()))
 
 
-def _observe(metrics: Metrics, kind: str, detail: dict[str, Any]) -> None:
-    """A note's contribution to the process metrics."""
-    if kind == "turn_latency":
-        metrics.turn_latency.observe(int(detail["ms"]) / 1000)
-        if detail.get("model_ms") is not None:
-            metrics.model_latency.observe(int(detail["model_ms"]) / 1000)
-    elif kind == "barge_in" and "reaction_ms" in detail:
-        metrics.barge_in_reaction.observe(int(detail["reaction_ms"]) / 1000)
-    elif kind in ("upstream_lost", "upstream_connect_failed"):
+def _observe(metrics: Metrics, report: Report) -> None:
+    """A report's contribution to the process metrics."""
+    if isinstance(report, TurnLatency):
+        metrics.turn_latency.observe(report.ms / 1000)
+        if report.model_ms is not None:
+            metrics.model_latency.observe(report.model_ms / 1000)
+    elif isinstance(report, BargeIn) and report.reaction_ms is not None:
+        metrics.barge_in_reaction.observe(report.reaction_ms / 1000)
+    elif isinstance(report, UpstreamLost | UpstreamConnectFailed):
         metrics.upstream_reconnects.inc()
-    elif kind == "upstream_gave_up":
+    elif isinstance(report, UpstreamGaveUp):
         metrics.fallbacks.inc()
 
 

@@ -41,7 +41,8 @@ class FakeRealtimeServer(Served):
 
     Recorded across all connections: `violations` (protocol errors by clients; tests assert it is
     empty), `truncate_errors`, `active_response_conflicts`, `interrupted_audio` (wire bytes of the
-    deltas sent after a barge-in's `speech_started`), `handshake_attempts`.
+    deltas sent after a barge-in's `speech_started`), `handshake_attempts`. `latency_ms` is a
+    model latency added to every response (greetings included), on top of a `Reply`'s own.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class FakeRealtimeServer(Served):
         user_transcripts: Sequence[str] | None = None,
         session_max_seconds: float | None = None,
         strict: bool = False,
+        latency_ms: float = 0.0,
     ) -> None:
         if delta_ms <= 0 or speed <= 0:
             raise ValueError("delta_ms and speed must be positive")
@@ -73,6 +75,7 @@ class FakeRealtimeServer(Served):
             user_transcripts=tuple(user_transcripts) if user_transcripts is not None else None,
             session_max_seconds=session_max_seconds,
             strict=strict,
+            latency_ms=latency_ms,
         )
         self.connections: list[FakeConnection] = []
         self.handshake_attempts = 0

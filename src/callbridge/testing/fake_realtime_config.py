@@ -49,6 +49,7 @@ class FakeConfig:
     user_transcripts: tuple[str, ...] | None = None
     session_max_seconds: float | None = None
     strict: bool = False
+    latency_ms: float = 0.0  # model latency added to every response, scripted or not
 
 
 @dataclass

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -488,6 +489,12 @@ class FakeConnection:
         self._spawn(self._response.run())
 
     def _choose_reply(self, instructions: object) -> Reply:
+        reply = self._scripted_reply(instructions)
+        if self.config.latency_ms:
+            reply = replace(reply, delay_ms=reply.delay_ms + self.config.latency_ms)
+        return reply
+
+    def _scripted_reply(self, instructions: object) -> Reply:
         said = wire.say_exactly(instructions)
         if said is not None:
             return Reply(text=said)

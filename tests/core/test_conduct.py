@@ -13,6 +13,7 @@ from callbridge.core import twilio_messages as tw
 from callbridge.core.actions import (
     Action,
     CloseUpstream,
+    EndStream,
     HangUp,
     Note,
     OpenUpstream,
@@ -23,8 +24,11 @@ from callbridge.core.actions import (
     StartRecording,
 )
 from callbridge.core.agent import AgentProfile
+from callbridge.core.ending import Ending
+from callbridge.core.reply import Reply
+from callbridge.core.reports import BargeIn, CostCapReached, UpstreamStalled
 from callbridge.core.session import CallSession
-from callbridge.core.states import UpstreamState
+from callbridge.core.states import CallState, UpstreamState
 from tests.core.drive import (
     CALL_SID,
     STREAM_SID,
@@ -230,7 +234,7 @@ def test_the_cost_cap_ends_the_call_politely() -> None:
     usage = {"output_token_details": {"audio_tokens": 200}}  # 200 × $64/M = $0.0128
     d.realtime(event("response.created", response={"id": "r1"}))
     after = done(d, "r1", usage)
-    assert any(isinstance(a, Note) and a.kind == "cost_cap_reached" for a in after)
+    assert any(isinstance(a, CostCapReached) for a in after)
     [goodbye] = creates(after)
     d.realtime(event("response.created", response={"id": "r2"}))
     assert controls(done(d, "r2")) == [HangUp("cost cap reached")]
@@ -411,7 +415,7 @@ def test_caller_speech_over_the_comfort_sound_is_not_a_barge_in() -> None:
     actions = d.realtime(event("input_audio_buffer.speech_started", audio_start_ms=0,
                                item_id="u"))
     assert twilio_out(actions) == [tw.SendClear(STREAM_SID)]
-    assert not any(isinstance(a, Note) and a.kind == "barge_in" for a in actions)
+    assert not any(isinstance(a, BargeIn) for a in actions)
 
 
 def test_the_upstream_session_is_replaced_before_its_cap_at_a_quiet_moment() -> None:
@@ -455,8 +459,8 @@ def test_a_busy_moment_postpones_the_recycle() -> None:
 # ---------------------------------------------------------------------- a stalled upstream
 
 
-def _stalls(actions: list[Action]) -> list[Note]:
-    return [a for a in actions if isinstance(a, Note) and a.kind == "upstream_stalled"]
+def _stalls(actions: list[Action]) -> list[UpstreamStalled]:
+    return [a for a in actions if isinstance(a, UpstreamStalled)]
 
 
 def _caller_turn_ends(d: Driver) -> None:
@@ -472,7 +476,7 @@ def test_a_reply_owed_and_no_upstream_event_for_3_s_is_a_stall_and_a_reconnect()
     assert not _stalls(d.advance(2.9))
     actions = d.advance(0.2)
     [stall] = _stalls(actions)
-    assert stall.detail == {"silent_s": 3.0}
+    assert stall.details() == {"silent_s": 3.0}
     kinds = [type(a) for a in actions]
     assert kinds.index(CloseUpstream) < kinds.index(OpenUpstream)
     assert d.session.upstream is UpstreamState.OPENING
@@ -500,12 +504,12 @@ def test_the_stall_clock_starts_when_the_reply_became_owed_not_at_the_last_event
     d.twilio('{"event":"dtmf","streamSid":"' + STREAM_SID + '","sequenceNumber":"5",'
              '"dtmf":{"track":"inbound_track","digit":"5"}}')
     d.advance(2.0)  # the digits are flushed as a caller turn and a response is requested
-    assert d.session._response_requested
+    assert d.session.reply.state is Reply.REQUESTED
     asked_at = d.now
     assert not _stalls(d.advance(2.9))
     [stall] = _stalls(d.advance(0.2))
     assert d.now - asked_at >= 3.0
-    assert stall.detail["silent_s"] >= 60.0
+    assert stall.silent_s >= 60.0
 
 
 @pytest.mark.parametrize("situation", ["nothing owed", "caller speaking", "tool running"])
@@ -520,7 +524,7 @@ def test_no_stall_when_the_model_owes_nothing(situation: str) -> None:
                          item_id="f1", output_index=0, call_id="c1", name="lookup",
                          arguments="{}"))
         done(d, "r1")
-        assert d.session._tools_running
+        assert d.session.tools_running
     assert not _stalls(d.advance(30.0))
     assert d.session.upstream is UpstreamState.READY
 
@@ -538,7 +542,7 @@ def test_a_response_create_answered_only_by_an_error_is_caught_by_the_stall_dead
     error the session is replaced, and the new one is asked for the reply again."""
     d = Driver()
     d.do(d.session.wrap_up(d.now, "time to go"))
-    assert d.session._response_requested
+    assert d.session.reply.state is Reply.REQUESTED
     d.realtime(event("error", error={"type": "server_error", "code": "server_error",
                                      "message": "try again"}))
     assert not _stalls(d.advance(2.9))
@@ -548,3 +552,101 @@ def test_a_response_create_answered_only_by_an_error_is_caught_by_the_stall_dead
     d.realtime(event("session.created", session={}))
     ready = realtime_out(d.realtime(session_updated()))
     assert any(isinstance(e, rt.CreateResponse) for e in ready), ready
+
+
+def _hand_off(d: Driver, to: str, response: str) -> list[Action]:
+    d.realtime(event("response.created", response={"id": response}))
+    d.realtime(event("response.function_call_arguments.done", response_id=response,
+                     item_id=f"f_{response}", output_index=0, call_id=f"c_{response}",
+                     name="switch_agent", arguments=json.dumps({"agent": to})))
+    return done(d, response)
+
+
+def _three_agents() -> dict[str, AgentProfile]:
+    return {"front": AgentProfile(name="front", handoffs=("billing",)),
+            "billing": AgentProfile(name="billing", handoffs=("front", "claims")),
+            "claims": AgentProfile(name="claims", instructions="You handle claims.")}
+
+
+def test_a_second_handoff_back_to_the_first_agent_works() -> None:
+    """A → B → A: the agent handed to can hand the call back."""
+    agents = _three_agents()
+    d = Driver(agents["front"], agents=agents)
+    _hand_off(d, "billing", "r1")
+    assert d.session.profile.name == "billing"
+    after = _hand_off(d, "front", "r2")
+    assert d.session.profile.name == "front"
+    assert Note("agent_switched", {"from": "billing", "to": "front"}) in after
+
+
+def test_a_second_handoff_to_a_third_agent_works() -> None:
+    """A → B → C: the third agent is reachable through the second's hand-offs."""
+    agents = _three_agents()
+    d = Driver(agents["front"], agents=agents)
+    _hand_off(d, "billing", "r1")
+    after = _hand_off(d, "claims", "r2")
+    [update] = [e for e in realtime_out(after) if isinstance(e, rt.SessionUpdate)]
+    assert update.session["instructions"] == "You handle claims."
+    assert d.session.profile.name == "claims"
+
+
+# ---------------------------------------------------------------------- failed REST requests
+
+
+def _hung_up(d: Driver) -> HangUp:
+    d.do(d.session.wrap_up(d.now, "time to go"))
+    sent = marks(d.respond("bye", 800, response="resp_w", text="Goodbye"))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_w",
+                                   item_id="bye", output_index=0, content_index=0)))
+    done(d, "resp_w")
+    [hang_up] = controls(play_everything(d, sent))
+    assert isinstance(hang_up, HangUp)
+    return hang_up
+
+
+def test_a_hang_up_twilio_refuses_ends_the_media_stream() -> None:
+    """The session decides: the stream ends, so Twilio plays what follows </Connect>."""
+    d = Driver()
+    hang_up = _hung_up(d)
+    actions = d.do(d.session.control_failed(hang_up, "Twilio answered 500", d.now))
+    assert actions == [
+        Note("call_control_failed", {"action": "HangUp", "error": "Twilio answered 500"}),
+        EndStream("hang-up failed: Twilio answered 500")]
+    assert d.session.state is CallState.ENDING
+
+
+def test_a_refused_transfer_reopens_the_call_and_the_agent_says_so() -> None:
+    """The call goes on with the agent, who is asked to tell the caller; a later hang-up works."""
+    d = Driver(AgentProfile(builtin_tools=("transfer_call",),
+                            transfer_targets={"sales": "+15551230000"}))
+    d.realtime(event("response.created", response={"id": "resp_t"}))
+    call_tool(d, "transfer_call", {"target": "sales"})
+    done(d)
+    sent = marks(d.respond("line", 800, response="resp_a", text="Connecting you."))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_a",
+                                   item_id="line", output_index=0, content_index=0)))
+    done(d, "resp_a")
+    [redirect] = controls(play_everything(d, sent))
+    assert isinstance(redirect, RedirectCall)
+    actions = d.do(d.session.control_failed(redirect, "Twilio answered 404", d.now))
+    [tell] = creates(actions)
+    assert tell.response is not None
+    assert "transfer did not go through" in tell.response["instructions"]
+    assert d.session.ending.state is Ending.OPEN
+    assert d.session.end_reason is None
+    assert not any(isinstance(a, EndStream) for a in actions)
+    sent = marks(d.respond("sorry", 800, response="resp_s", text="That did not work."))
+    sent += marks(d.realtime(event("response.output_audio.done", response_id="resp_s",
+                                   item_id="sorry", output_index=0, content_index=0)))
+    done(d, "resp_s")
+    play_everything(d, sent)
+    assert _hung_up(d) == HangUp("time to go")
+
+
+def test_a_recording_that_did_not_start_changes_nothing_but_a_note() -> None:
+    """The call goes on unrecorded; the failure is recorded as an event."""
+    d = Driver()
+    actions = d.do(d.session.control_failed(StartRecording(), "no Twilio REST client", d.now))
+    assert actions == [Note("call_control_failed", {"action": "StartRecording",
+                                                    "error": "no Twilio REST client"})]
+    assert d.session.state is CallState.STREAMING

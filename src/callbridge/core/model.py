@@ -1,0 +1,187 @@
+"""The seam between a call and the model API on the other end.
+
+The session never reads or writes a model API's wire events. One protocol object per API (see
+`realtime_model.RealtimeModel`) turns the API's server events into the model-neutral inputs
+below, and the session's intents (append caller audio, cut an item at what was heard, stop a
+reply, ask for a reply, give a tool result, restore the conversation, reconfigure) into the
+API's client events. Barge-in, pacing, playback, as-heard transcripts, tools, timers and records
+see only this module. An API without an intent (GPT-Live cannot cut or cancel speech) answers
+it with no events; an API without an input (no speech-started event) never produces it.
+No I/O. No clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from callbridge.core.actions import SendRealtime
+from callbridge.core.agent import AgentProfile
+from callbridge.core.history import ConversationHistory
+
+# ---------------------------------------------------------------- inputs (model → session)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    """The model's session exists: the session sends its configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class Configured:
+    """The model confirmed a configuration; `accepted` is False when it changed the audio
+    format we need (`detail` says what it chose)."""
+
+    accepted: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStarted:
+    reply_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    """Agent audio for one item, base64 in the session's audio format."""
+
+    reply_id: str
+    item_id: str
+    part: int
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudioDone:
+    reply_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentText:
+    """More of the transcript of what the agent says in an item."""
+
+    reply_id: str
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTextDone:
+    reply_id: str
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSpeechStarted:
+    item_id: str
+    audio_start_ms: int  # on the model's input clock
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSpeechStopped:
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTranscript:
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequested:
+    reply_id: str
+    call_id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    reply_id: str
+    status: str
+    reason: str | None
+    usage: dict[str, Any]
+
+
+class ErrorKind(Enum):
+    HARMLESS = "harmless"  # e.g. cancelling a reply that had already finished
+    CONFLICT = "conflict"  # a reply was asked for while one is under way
+    CUT_REFUSED = "cut_refused"  # a cut at what was heard was rejected
+    FATAL = "fatal"  # no use retrying: wrong model, key, quota
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelError:
+    kind: ErrorKind
+    detail: dict[str, Any]  # type, code, message as the API gave them
+
+
+ModelInput = (
+    SessionOpened | Configured | ReplyStarted | AgentAudio | AgentAudioDone | AgentText
+    | AgentTextDone | CallerSpeechStarted | CallerSpeechStopped | CallerTranscript
+    | ToolCallRequested | ReplyDone | ModelError
+)
+
+# ---------------------------------------------------------------- intents (session → model)
+
+
+class ModelProtocol(Protocol):
+    """One model API's wire protocol. Each intent returns the client events to send, in order.
+
+    A reply `body` is `{"instructions": ..., "metadata": {"purpose": ...}}` (see
+    `agent.say_exactly`, `agent.instructed`) or None for the agent's own next turn."""
+
+    def receive(self, text: str | bytes) -> ModelInput | None:
+        """One server event; None for events the call does not act on. Raises only
+        `ProtocolError`."""
+        ...
+
+    def configure(self, profile: AgentProfile, *, answer_turns: bool) -> list[SendRealtime]:
+        """Configure (or reconfigure) the session for `profile`; `answer_turns=False` keeps
+        the model from answering the caller until told."""
+        ...
+
+    def needs_new_session(self, old: AgentProfile, new: AgentProfile, spoke: bool) -> bool:
+        """Whether switching from `old` to `new` needs a fresh session (e.g. a new voice)."""
+        ...
+
+    def append_audio(self, audio: str) -> SendRealtime:
+        """Caller audio (base64, the session's format)."""
+        ...
+
+    def cut(self, item_id: str, part: int, heard_ms: int, seq: int) -> list[SendRealtime]:
+        """The caller heard only `heard_ms` of an item: forget the rest."""
+        ...
+
+    def stop_reply(self, reply_id: str, profile: AgentProfile) -> list[SendRealtime]:
+        """The caller talked over a reply: stop it, unless the API stops it by itself."""
+        ...
+
+    def ask_reply(self, body: dict[str, Any] | None) -> SendRealtime:
+        ...
+
+    def tool_output(self, call_id: str, output: str) -> SendRealtime:
+        ...
+
+    def caller_text(self, text: str) -> SendRealtime:
+        """Something the caller said other than by voice (keypad digits)."""
+        ...
+
+    def system_note(self, text: str) -> SendRealtime:
+        """Information for the model that is not a turn of the conversation."""
+        ...
+
+    def restore(self, history: ConversationHistory, max_items: int,
+                max_chars: int) -> list[SendRealtime]:
+        """Seed a replacing session with the conversation so far."""
+        ...
+
+    def cost(self, profile: AgentProfile, usage: dict[str, Any]) -> float:
+        """The cost in USD of a reply's usage."""
+        ...
