@@ -22,7 +22,13 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-from callbridge.core.agent import BUILTIN_TOOLS, AgentProfile
+from callbridge.core.agent import (
+    BUILTIN_TOOLS,
+    DEFAULT_BACKEND_MODEL,
+    AgentProfile,
+    LiveOptions,
+)
+from callbridge.core.live_config import is_live_model
 from callbridge.errors import ConfigError
 from callbridge.structured_outputs import check_fragment
 from callbridge.tools import ToolRegistry, load_tools_module
@@ -32,9 +38,19 @@ ENV_OVERRIDES = (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
                  ("instructions", "CALLBRIDGE_INSTRUCTIONS"),
                  ("greeting", "CALLBRIDGE_GREETING"),
                  ("turn_detection", "CALLBRIDGE_TURN_DETECTION"),
-                 ("audio_format", "CALLBRIDGE_AUDIO_FORMAT"))
+                 ("audio_format", "CALLBRIDGE_AUDIO_FORMAT"),
+                 ("live_delegation", "CALLBRIDGE_LIVE_DELEGATION"),
+                 ("backend_model", "CALLBRIDGE_LIVE_BACKEND_MODEL"))
 FILE_KEYS = frozenset({"agent", "agents", "numbers", "default_agent", "tools_module", "apology"})
-_DERIVED = frozenset({"name", "tools", "builtin_tools", "tool_fillers"})
+_DERIVED = frozenset({"name", "tools", "builtin_tools", "tool_fillers", "live"})
+# GPT-Live settings (a `gpt-live*` model); they become the profile's `LiveOptions`.
+LIVE_KEYS = frozenset({"live_delegation", "backend_model", "backend_instructions"})
+# Settings only the Realtime API has: on a GPT-Live agent they would be silently half-applied,
+# so setting one there is a start-up error (GPT-Live has no turn detection, transcribes by
+# itself and speaks μ-law only on a phone line).
+REALTIME_ONLY = frozenset({"turn_detection", "vad_threshold", "vad_prefix_padding_ms",
+                           "vad_silence_duration_ms", "semantic_vad_eagerness",
+                           "interrupt_response", "transcription_model", "language"})
 _SETTABLE = frozenset(f.name for f in fields(AgentProfile)) - _DERIVED
 _TUPLES = frozenset({"handoffs"})
 _FLOATS = frozenset({"max_call_s", "warn_before_s", "wrap_up_before_s", "idle_prompt_s",
@@ -124,13 +140,14 @@ def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
     for key in table:
         if not isinstance(key, str):
             raise ConfigError(f"agent {name!r}: setting name {key!r} must be text")
-    unknown = sorted(set(table) - _SETTABLE - {"tools", "apology"})
+    unknown = sorted(set(table) - _SETTABLE - LIVE_KEYS - {"tools", "apology"})
     if unknown:
         raise ConfigError(f"agent {name!r}: unknown setting(s) {', '.join(map(repr, unknown))}")
-    values: dict[str, Any] = {k: v for k, v in table.items() if k in _SETTABLE}
+    values: dict[str, Any] = {k: v for k, v in table.items() if k in _SETTABLE | LIVE_KEYS}
     for key, variable in ENV_OVERRIDES:
         if env.get(variable):
             values[key] = env[variable]
+    values["live"] = _live_options(name, values)
     for key in _TUPLES & values.keys():
         if not _names(values[key]):
             raise ConfigError(f"agent {name!r}: {key} must be a list of agent names")
@@ -152,6 +169,39 @@ def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
         return replace(AgentProfile(name=name), **values)
     except TypeError as exc:
         raise ConfigError(f"agent {name!r}: invalid settings: {exc}") from exc
+
+
+def _live_options(name: str, values: dict[str, Any]) -> LiveOptions:
+    """Take the GPT-Live keys out of `values` as `LiveOptions`, refusing settings that do not
+    apply to the agent's API (one-line `ConfigError`)."""
+    live = {key: values.pop(key) for key in LIVE_KEYS & values.keys()}
+    model = values.get("model", AgentProfile().model)
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"agent {name!r}: model must be a model name, not {model!r}")
+    if not is_live_model(model):
+        if live:
+            raise ConfigError(f"agent {name!r}: {', '.join(sorted(live))} only apply to a "
+                              f"gpt-live model, not {model!r}")
+        return LiveOptions()
+    realtime_only = sorted(REALTIME_ONLY & values.keys())
+    if values.get("audio_format", "pcmu") != "pcmu":
+        realtime_only.append("audio_format")
+    if realtime_only:
+        raise ConfigError(f"agent {name!r}: {', '.join(realtime_only)} only apply to the "
+                          f"Realtime API, not to the GPT-Live model {model!r}")
+    for key, value in live.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"agent {name!r}: {key} must be text, not {value!r}")
+    delegation = live.get("live_delegation", "responses")
+    if delegation not in ("responses", "client"):
+        raise ConfigError(f"agent {name!r}: live_delegation must be responses or client, not "
+                          f"{delegation!r}")
+    if delegation == "client":
+        raise ConfigError(f"agent {name!r}: live_delegation = client is not available yet; "
+                          "use responses (the agent's tools run on the Responses backend)")
+    return LiveOptions(delegation="responses",
+                       backend_model=live.get("backend_model", DEFAULT_BACKEND_MODEL),
+                       backend_instructions=live.get("backend_instructions"))
 
 
 def _after_call(profile: AgentProfile, env: Mapping[str, str]) -> AgentProfile:

@@ -21,12 +21,14 @@ import yaml
 
 from callbridge.agents import AgentDirectory, load_directory
 from callbridge.core.agent import AgentProfile
+from callbridge.core.live_config import is_live_model
 from callbridge.core.session import Timing
 from callbridge.core.twiml import DEFAULT_APOLOGY
 from callbridge.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///callbridge.db"
 DEFAULT_OPENAI_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_LIVE_URL = "wss://api.openai.com/v1/live/sessions"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 DEFAULT_ANALYSIS_URL = "https://api.openai.com/v1"  # the openai SDK's default base URL
 DEFAULT_ANALYSIS_MODEL = "gpt-5.4-mini"
@@ -43,6 +45,7 @@ class Settings:
     twilio_api_url: str = DEFAULT_TWILIO_API_URL
     openai_api_key: str = ""
     openai_url: str = DEFAULT_OPENAI_URL
+    live_url: str = DEFAULT_LIVE_URL  # GPT-Live: no query string, the model goes in session.start
     directory: AgentDirectory = field(default_factory=lambda: load_directory({}, {}))
     timing: Timing = field(default_factory=Timing)
     apology: str = DEFAULT_APOLOGY
@@ -84,12 +87,17 @@ class Settings:
         return self.realtime_url_for(self.agent)
 
     def realtime_url_for(self, agent: AgentProfile) -> str:
+        """The model socket's URL for `agent`: GPT-Live's endpoint (no query string) for a
+        `gpt-live*` model, else Realtime's with `?model=`."""
+        if is_live_model(agent.model):
+            return self.live_url
         return f"{self.openai_url}?model={agent.model}"
 
     @property
     def uses_openai(self) -> bool:
-        """True when the upstream is OpenAI itself (and so needs a real API key)."""
-        return urlsplit(self.openai_url).hostname == "api.openai.com"
+        """True when an agent's upstream is OpenAI itself (and so needs a real API key)."""
+        return any(urlsplit(self.realtime_url_for(agent)).hostname == "api.openai.com"
+                   for agent in self.directory.agents.values())
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
@@ -106,6 +114,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
                             ("http", "https")),
         openai_api_key=env.get("OPENAI_API_KEY", ""),
         openai_url=_url(env, "CALLBRIDGE_OPENAI_URL", DEFAULT_OPENAI_URL, ("ws", "wss")),
+        live_url=_url(env, "CALLBRIDGE_LIVE_URL", DEFAULT_LIVE_URL, ("ws", "wss")),
         directory=directory,
         timing=Timing(
             chunk_ms=_int(env, "CALLBRIDGE_CHUNK_MS", _TIMING.chunk_ms, 20, 200, step=20),

@@ -32,7 +32,25 @@ class LineModel:
     """A toy full-duplex API: `hello`, `ok`, `start`, `audio`, `text`, `done` in; it cannot cut
     or cancel speech and is asked to speak with `speak`."""
 
-    def receive(self, text: str | bytes) -> m.ModelInput | None:
+    next_tick: float | None = None
+
+    def socket_opened(self) -> tuple[m.ModelInput, ...]:
+        return ()
+
+    def receive(self, text: str | bytes, now: float) -> tuple[m.ModelInput, ...]:
+        event = self._input(text)
+        return () if event is None else (event,)
+
+    def tick(self, now: float) -> tuple[list[m.ModelInput], list[SendRealtime]]:
+        return [], []
+
+    def farewell(self) -> tuple[list[SendRealtime], float]:
+        return [], 0.0
+
+    def finish(self, now: float) -> tuple[m.ModelInput, ...]:
+        return ()
+
+    def _input(self, text: str | bytes) -> m.ModelInput | None:
         try:
             e = json.loads(text)
         except ValueError as exc:
@@ -55,7 +73,8 @@ class LineModel:
     def _send(self, **body: Any) -> SendRealtime:
         return SendRealtime(LineEvent(body))  # type: ignore[arg-type]
 
-    def configure(self, profile: AgentProfile, *, answer_turns: bool) -> list[SendRealtime]:
+    def configure(self, profile: AgentProfile, *, answer_turns: bool,
+                  history: ConversationHistory | None = None) -> list[SendRealtime]:
         return [self._send(t="setup", voice=profile.voice)]
 
     def needs_new_session(self, old: AgentProfile, new: AgentProfile, spoke: bool) -> bool:
@@ -70,8 +89,8 @@ class LineModel:
     def stop_reply(self, reply_id: str, profile: AgentProfile) -> list[SendRealtime]:
         return []
 
-    def ask_reply(self, body: dict[str, Any] | None) -> SendRealtime:
-        return self._send(t="speak", say=(body or {}).get("instructions"))
+    def ask_reply(self, body: dict[str, Any] | None) -> list[SendRealtime]:
+        return [self._send(t="speak", say=(body or {}).get("instructions"))]
 
     def tool_output(self, call_id: str, output: str) -> SendRealtime:
         return self._send(t="result", id=call_id, output=output)

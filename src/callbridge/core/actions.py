@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callbridge.core.realtime_events import ClientEvent
+from callbridge.core import live_events, realtime_events
 from callbridge.core.reports import MalformedModel, MalformedTwilio, Note, Report
 from callbridge.core.twilio_messages import Outbound
 
@@ -25,7 +25,7 @@ class SendRealtime:
     """Send one client event on the model's socket (named for the first model API; any
     protocol object behind the seam in `model` produces these)."""
 
-    event: ClientEvent
+    event: realtime_events.ClientEvent | live_events.ClientEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +40,13 @@ class OpenUpstream:
 
 @dataclass(frozen=True, slots=True)
 class CloseUpstream:
-    """Close the Realtime socket now: an open session is billed and counts against rate limits."""
+    """Close the model's socket: an open session is billed and counts against rate limits.
+    `farewell` events go first, then the adapter waits up to `drain_s` for the server to close
+    the socket itself (a session that must be closed gracefully), else closes it at once."""
 
     reason: str
+    farewell: tuple[SendRealtime, ...] = ()
+    drain_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,25 @@ from callbridge.core.audio_path import AudioFormat, session_format
 from callbridge.core.comfort import ComfortSound
 
 TurnDetection = Literal["server_vad", "semantic_vad", "none"]
+Delegation = Literal["responses", "client"]
+DEFAULT_BACKEND_MODEL = "gpt-5.4-mini"
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, concise phone assistant. Speak naturally, keep answers short, "
     "and ask one question at a time."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    """The GPT-Live settings of an agent (`live_delegation`, `backend_model`,
+    `backend_instructions`; see `live_config`)."""
+
+    delegation: Delegation = "responses"
+    backend_model: str = DEFAULT_BACKEND_MODEL
+    backend_instructions: str | None = None
+    # The model's own "let me check" waits this long for our commentary before it speaks one.
+    acknowledgement_delay_ms: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,7 @@ class AgentProfile:
     analysis_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    live: LiveOptions = field(default_factory=LiveOptions)  # used when the model is gpt-live*
 
     def turn_detection_config(self, create_response: bool = True) -> dict[str, Any] | None:
         if self.turn_detection == "none":

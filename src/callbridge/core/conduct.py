@@ -72,8 +72,16 @@ def refresh_timers(s: CallSession, now: float) -> None:
 
 # ------------------------------------------------------------------ the model's session
 
+def close_upstream(s: CallSession, reason: str) -> CloseUpstream:
+    """Close the model's session on purpose, as gracefully as its API asks."""
+    farewell, drain_s = s.model.farewell()
+    return CloseUpstream(reason, tuple(farewell), drain_s)
+
+
 def configure(s: CallSession) -> list[Action]:
-    return list(s.model.configure(s.profile, answer_turns=not s.awaiting_answer))
+    history = s.history if s.link.ever_ready else None  # a replacing session: the conversation
+    return list(s.model.configure(s.profile, answer_turns=not s.awaiting_answer,
+                                  history=history))
 
 
 def on_ready(s: CallSession, now: float) -> list[Action]:
@@ -88,13 +96,13 @@ def on_ready(s: CallSession, now: float) -> list[Action]:
         s.reply.waiting.clear()  # already in the history just restored
         actions += items
         if s.reply.resume or s.history.last_is_caller():
-            actions.append(request_reply(s, None))
+            actions += request_reply(s, None)
     else:
         actions.append(Note("upstream_ready"))
         greeting = s.profile.greeting_response()
         early = s.timing.greet_before_start or s.state is CallState.STREAMING
         if greeting is not None and not s.awaiting_answer and early:
-            actions.append(request_reply(s, greeting))
+            actions += request_reply(s, greeting)
     s.reply.resume = False
     if s.state is CallState.STREAMING:
         for payload in s.link.take_backlog(s.speech.media_ms):
@@ -111,7 +119,7 @@ def greet_at_start(s: CallSession) -> list[Action]:
     if (s.timing.greet_before_start or greeting is None or s.awaiting_answer
             or s.link.state is not UpstreamState.READY or not s.reply.can("request")):
         return []
-    return [request_reply(s, greeting)]
+    return request_reply(s, greeting)
 
 
 def recycle(s: CallSession) -> list[Action]:
@@ -119,7 +127,7 @@ def recycle(s: CallSession) -> list[Action]:
     waits in the backlog for the new session, which gets the conversation."""
     s.deadlines.recycle_at = None
     s.speech.audio.caller_reset()
-    return [Note("upstream_recycle"), CloseUpstream("session recycle"),
+    return [Note("upstream_recycle"), close_upstream(s, "session recycle"),
             s.link.replace(Opening.RECYCLE)]
 
 
@@ -145,16 +153,16 @@ def switch_now(s: CallSession, name: str) -> list[Action]:
     if s.model.needs_new_session(old, new, bool(s.reply.spoke)):
         s.reply.resume = True
         s.speech.audio.caller_reset()
-        return [note, CloseUpstream(f"switching to agent {name}"),
+        return [note, close_upstream(s, f"switching to agent {name}"),
                 s.link.replace(Opening.RECONNECT)]
     return [note, *configure(s)]
 
 
 # ------------------------------------------------------------------ replies
 
-def request_reply(s: CallSession, body: dict[str, Any] | None) -> Action:
+def request_reply(s: CallSession, body: dict[str, Any] | None) -> list[Action]:
     s.reply.request()
-    return s.model.ask_reply(body)
+    return list(s.model.ask_reply(body))
 
 
 def add_output(s: CallSession, call_id: str, output: str) -> None:
@@ -179,7 +187,7 @@ def flush(s: CallSession) -> list[Action]:
             reply.clear_followup()
             return actions  # the new session resumes the conversation itself
     if reply.followup is not Followup.SILENT:
-        actions.append(request_reply(s, reply.followup_body))
+        actions += request_reply(s, reply.followup_body)
     reply.clear_followup()
     return actions
 
@@ -314,7 +322,7 @@ def say_fillers(s: CallSession, now: float) -> list[Action]:
         return []  # the agent is already talking: no dead air to fill
     name = s.tool_names.get(due[0], "") if due else ""
     line = s.profile.tool_fillers.get(name) or "One moment while I check that."
-    return [Note("tool_filler", {"tool": name}), request_reply(s, say_exactly(line, "filler"))]
+    return [Note("tool_filler", {"tool": name}), *request_reply(s, say_exactly(line, "filler"))]
 
 
 def system_note(s: CallSession, text: str) -> list[Action]:

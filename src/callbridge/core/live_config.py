@@ -16,19 +16,17 @@ No I/O. No clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from callbridge.core.agent import AgentProfile
+from callbridge.core.agent import DEFAULT_BACKEND_MODEL, AgentProfile, LiveOptions
+
+__all__ = ["DEFAULT_BACKEND_MODEL", "LiveOptions", "is_live_model", "session_config"]
 
 LIVE_MODEL_PREFIX = "gpt-live"
-DEFAULT_BACKEND_MODEL = "gpt-5.4-mini"
 PCMU_8K = {"type": "audio/pcmu", "rate": 8000}
 MAX_INPUT_MESSAGES = 128
 # ≤8,192 rendered tokens; at ~4 characters a token, 24,000 characters keep a safe margin.
 MAX_INPUT_CHARS = 24_000
-
-Delegation = Literal["responses", "client"]
 
 INTERRUPTION_POLICY = (
     "Interruption policy: Stop speaking when the caller interrupts. Listen to what they say.")
@@ -42,18 +40,6 @@ ALREADY_IN_PROGRESS = (
 def is_live_model(model: str) -> bool:
     """Whether `model` is served by GPT-Live (`/v1/live/sessions`) rather than Realtime."""
     return model.startswith(LIVE_MODEL_PREFIX)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveOptions:
-    """The GPT-Live settings of an agent (`live_delegation`, `backend_model`,
-    `backend_instructions` in the agent file)."""
-
-    delegation: Delegation = "responses"
-    backend_model: str = DEFAULT_BACKEND_MODEL
-    backend_instructions: str | None = None
-    # The model's own "let me check" waits this long for our commentary before it speaks one.
-    acknowledgement_delay_ms: int = 400
 
 
 def session_config(profile: AgentProfile, options: LiveOptions,

@@ -9,8 +9,8 @@ catch up — then one more every 20 ms while the stall lasts, never a burst ahea
 Late frames that arrive in a burst after a stall are still forwarded (they are the caller's words);
 the lead they build is forgiven beyond `max_lead_ms`, so one burst does not delay the next fill.
 
-The adapter calls `caller_audio` for every frame it forwards, `silence_due` at each wake-up, and
-schedules a wake-up at `next_wakeup`. No I/O. No clock: every entry point takes `now` in seconds.
+Its owner calls `caller_audio` for every frame it forwards, `silence_due` at each wake-up, and
+asks for a wake-up at `next_wakeup`. No I/O. No clock: every entry point takes `now` in seconds.
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ class InputClock:
         self._anchor = now
         self._sent_ms = 0
 
-    def caller_audio(self, now: float, ms: int) -> None:
-        """`ms` of the caller's own audio went upstream at `now`."""
+    def caller_audio(self, ms: int) -> None:
+        """`ms` of the caller's own audio went upstream (on the media path: no clock needed)."""
         if self._anchor is None:
             return
         self._sent_ms += ms
         self._filling = False
-        lead = self._sent_ms - self._due_ms(now)
-        if lead > self._max_lead_ms:
-            self._anchor -= (lead - self._max_lead_ms) / 1000
 
     def silence_due(self, now: float) -> int:
         """How many 20 ms silence frames to send now (0 while the caller's audio keeps up);
@@ -53,6 +50,9 @@ class InputClock:
         if self._anchor is None:
             return 0
         behind = self._due_ms(now) - self._sent_ms
+        if -behind > self._max_lead_ms:  # a burst of late frames: forgive the lead it built
+            self._anchor -= (-behind - self._max_lead_ms) / 1000
+            behind = -self._max_lead_ms
         if behind < self._allowed_ms():
             return 0
         self._filling = True

@@ -12,6 +12,7 @@ No I/O. No clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -82,8 +83,13 @@ class CallerSpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class CallerSpeechStopped:
+    """The caller's turn ended (at `audio_end_ms` on the model's input clock). `owes_reply`:
+    the model answers every turn (Realtime's VAD), so one is now owed; a full-duplex model
+    decides by itself whether to speak, and nothing is owed."""
+
     item_id: str
     audio_end_ms: int
+    owes_reply: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,14 @@ class ReplyDone:
     usage: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """Usage billed outside a reply (GPT-Live: active seconds, the backend's tokens)."""
+
+    usage: dict[str, Any]
+    source: str
+
+
 class ErrorKind(Enum):
     HARMLESS = "harmless"  # e.g. cancelling a reply that had already finished
     CONFLICT = "conflict"  # a reply was asked for while one is under way
@@ -125,7 +139,7 @@ class ModelError:
 ModelInput = (
     SessionOpened | Configured | ReplyStarted | AgentAudio | AgentAudioDone | AgentText
     | AgentTextDone | CallerSpeechStarted | CallerSpeechStopped | CallerTranscript
-    | ToolCallRequested | ReplyDone | ModelError
+    | ToolCallRequested | ReplyDone | UsageReported | ModelError
 )
 
 # ---------------------------------------------------------------- intents (session → model)
@@ -135,16 +149,25 @@ class ModelProtocol(Protocol):
     """One model API's wire protocol. Each intent returns the client events to send, in order.
 
     A reply `body` is `{"instructions": ..., "metadata": {"purpose": ...}}` (see
-    `agent.say_exactly`, `agent.instructed`) or None for the agent's own next turn."""
+    `agent.say_exactly`, `agent.instructed`) or None for the agent's own next turn.
+    Time comes in where an API needs it (`receive`, `tick`, `finish`): a full-duplex API infers
+    its turns from it."""
 
-    def receive(self, text: str | bytes) -> ModelInput | None:
-        """One server event; None for events the call does not act on. Raises only
-        `ProtocolError`."""
+    def socket_opened(self) -> Sequence[ModelInput]:
+        """A new socket is open: what that means before any server event (an API whose client
+        speaks first answers `SessionOpened` at once; others wait for the server's)."""
         ...
 
-    def configure(self, profile: AgentProfile, *, answer_turns: bool) -> list[SendRealtime]:
+    def receive(self, text: str | bytes, now: float) -> Sequence[ModelInput]:
+        """One server event: the inputs it means, in order (none for events the call does not
+        act on). Raises only `ProtocolError`."""
+        ...
+
+    def configure(self, profile: AgentProfile, *, answer_turns: bool,
+                  history: ConversationHistory | None = None) -> list[SendRealtime]:
         """Configure (or reconfigure) the session for `profile`; `answer_turns=False` keeps
-        the model from answering the caller until told."""
+        the model from answering the caller until told. `history` is given when the session
+        replaces one (an API that can take it only at the start carries it there)."""
         ...
 
     def needs_new_session(self, old: AgentProfile, new: AgentProfile, spoke: bool) -> bool:
@@ -163,7 +186,8 @@ class ModelProtocol(Protocol):
         """The caller talked over a reply: stop it, unless the API stops it by itself."""
         ...
 
-    def ask_reply(self, body: dict[str, Any] | None) -> SendRealtime:
+    def ask_reply(self, body: dict[str, Any] | None) -> list[SendRealtime]:
+        """Make the agent speak (its own next turn, or one-off instructions)."""
         ...
 
     def tool_output(self, call_id: str, output: str) -> SendRealtime:
@@ -183,5 +207,24 @@ class ModelProtocol(Protocol):
         ...
 
     def cost(self, profile: AgentProfile, usage: dict[str, Any]) -> float:
-        """The cost in USD of a reply's usage."""
+        """The cost in USD of a reply's (or a `UsageReported`'s) usage."""
+        ...
+
+    @property
+    def next_tick(self) -> float | None:
+        """When `tick` has work if nothing else happens first (None: never)."""
+        ...
+
+    def tick(self, now: float) -> tuple[list[ModelInput], list[SendRealtime]]:
+        """Time passed: inputs it implies (turns that ended) and events to send (e.g. input
+        that must keep flowing)."""
+        ...
+
+    def farewell(self) -> tuple[list[SendRealtime], float]:
+        """Before the socket is closed at the end of a call: events to send, and how long to
+        wait for the server to close it after them (0: close at once)."""
+        ...
+
+    def finish(self, now: float) -> Sequence[ModelInput]:
+        """The call ended: the last inputs it implies (usage not yet reported)."""
         ...

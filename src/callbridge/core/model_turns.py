@@ -116,7 +116,8 @@ def on_speech_stopped(s: CallSession, event: m.CallerSpeechStopped, now: float) 
     s.turns.model_ms = None
     origin = s.link.origin_ms
     s.turns.speech_end_media = None if origin is None else origin + event.audio_end_ms
-    s.reply.turn_ended()
+    if event.owes_reply:
+        s.reply.turn_ended()
     s.caller_speaking = False
     s.deadlines.caller_active(now)
     return []
@@ -191,23 +192,36 @@ def on_tool_call(s: CallSession, event: m.ToolCallRequested, now: float) -> list
 
 def on_reply_done(s: CallSession, event: m.ReplyDone, now: float) -> list[Action]:
     s.reply.finished(event.reply_id)
-    add_usage(s.stats.usage, event.usage)
-    cost = s.model.cost(s.profile, event.usage)
-    s.cost_usd += cost
     s.speech.reply_done(event.reply_id)
-    actions: list[Action] = [ReplyUsage(event.reply_id, event.status, event.reason,
-                                        event.usage, cost)]
-    cap = s.profile.cost_cap_usd
-    if cap is not None and s.cost_usd >= cap and s.ending.can("announce"):
-        actions.append(CostCapReached(round(s.cost_usd, 4)))
-        actions += conduct.wrap_up(s, now, "cost cap reached",
-                                   "You must end the call now. Apologise briefly and say "
-                                   "goodbye.")
+    actions = (account(s, event.reply_id, event.status, event.reason, event.usage, now)
+               if event.usage else [])  # a reply inferred from time has no usage of its own
     if event.reply_id not in s.reply.spoke and not s.speech.items:
         s.deadlines.agent_quiet_at = now
     actions += conduct.flush(s)
     return (actions + s.pump(now) + s.finish_played(now)
             + conduct.maybe_close(s, now))
+
+
+def on_usage(s: CallSession, event: m.UsageReported, now: float) -> list[Action]:
+    return account(s, event.source, "completed", None, event.usage, now)
+
+
+def account(s: CallSession, reply_id: str, status: str, reason: str | None,
+            usage: dict[str, Any], now: float) -> list[Action]:
+    """Count usage and its cost (computed once, by the model's protocol object) and enforce
+    the cost cap."""
+    add_usage(s.stats.usage, usage)
+    cost = s.model.cost(s.profile, usage)
+    s.cost_usd += cost
+    actions: list[Action] = [ReplyUsage(reply_id, status, reason, usage, cost)]
+    cap = s.profile.cost_cap_usd
+    if (cap is not None and s.cost_usd >= cap and s.ending.can("announce")
+            and not s.ended):
+        actions.append(CostCapReached(round(s.cost_usd, 4)))
+        actions += conduct.wrap_up(s, now, "cost cap reached",
+                                   "You must end the call now. Apologise briefly and say "
+                                   "goodbye.")
+    return actions
 
 
 def add_usage(total: dict[str, int], usage: dict[str, object], prefix: str = "") -> None:
@@ -235,4 +249,5 @@ _HANDLERS: dict[type, _Handler] = {
     m.AgentTextDone: on_agent_text_done,
     m.ToolCallRequested: on_tool_call,
     m.ReplyDone: on_reply_done,
+    m.UsageReported: on_usage,
 }

@@ -10,7 +10,7 @@ No I/O. No clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from callbridge.core import model as m
@@ -32,12 +32,16 @@ class RealtimeModel:
     def __init__(self, profile: AgentProfile) -> None:
         self._format = session_format(profile.audio_format)["type"]
 
-    def receive(self, text: str | bytes) -> m.ModelInput | None:
+    def socket_opened(self) -> Sequence[m.ModelInput]:
+        return ()  # the server speaks first: `session.created`
+
+    def receive(self, text: str | bytes, now: float) -> Sequence[m.ModelInput]:
         event = rt.parse(text)
         translate = _INPUTS.get(type(event))
-        return None if translate is None else translate(self, event)
+        return () if translate is None else (translate(self, event),)
 
-    def configure(self, profile: AgentProfile, *, answer_turns: bool) -> list[SendRealtime]:
+    def configure(self, profile: AgentProfile, *, answer_turns: bool,
+                  history: ConversationHistory | None = None) -> list[SendRealtime]:
         return [SendRealtime(rt.SessionUpdate(profile.session(create_response=answer_turns)))]
 
     def needs_new_session(self, old: AgentProfile, new: AgentProfile, spoke: bool) -> bool:
@@ -55,8 +59,8 @@ class RealtimeModel:
             return []  # the server cancels it when the caller's speech starts
         return [SendRealtime(rt.CancelResponse(reply_id))]
 
-    def ask_reply(self, body: dict[str, Any] | None) -> SendRealtime:
-        return SendRealtime(rt.CreateResponse(body))
+    def ask_reply(self, body: dict[str, Any] | None) -> list[SendRealtime]:
+        return [SendRealtime(rt.CreateResponse(body))]
 
     def tool_output(self, call_id: str, output: str) -> SendRealtime:
         return SendRealtime(rt.CreateItem(
@@ -79,6 +83,17 @@ class RealtimeModel:
 
     def cost(self, profile: AgentProfile, usage: dict[str, Any]) -> float:
         return response_cost(profile.model, usage)
+
+    next_tick: float | None = None  # Realtime's turns come as events: no time needed
+
+    def tick(self, now: float) -> tuple[list[m.ModelInput], list[SendRealtime]]:
+        return [], []
+
+    def farewell(self) -> tuple[list[SendRealtime], float]:
+        return [], 0.0
+
+    def finish(self, now: float) -> Sequence[m.ModelInput]:
+        return ()
 
     # ------------------------------------------------------------------ server events
 
@@ -121,8 +136,3 @@ _INPUTS: dict[type, _Translate] = {
     rt.SessionUpdated: RealtimeModel._configured,
     rt.ServerError: RealtimeModel._error,
 }
-
-
-def model_for(profile: AgentProfile) -> m.ModelProtocol:
-    """The protocol object for the API `profile` uses (Realtime is the only one so far)."""
-    return RealtimeModel(profile)

@@ -40,8 +40,8 @@ from callbridge.core.control import Deadlines
 from callbridge.core.ending import CallEnding
 from callbridge.core.history import ConversationHistory
 from callbridge.core.model import ModelProtocol
+from callbridge.core.model_choice import model_for
 from callbridge.core.playback import Echo
-from callbridge.core.realtime_model import model_for
 from callbridge.core.reply import ReplyLifecycle
 from callbridge.core.reports import (
     MalformedModel,
@@ -121,18 +121,31 @@ class CallSession:
         """When the adapter must call `wake()` next (pacing and call timers), or None."""
         speech = self.speech
         paced = speech.paced_until if (speech.outbound or speech.comfort) else None
-        if paced is None:
-            return self.timer_at
-        if self.timer_at is None:
-            return paced
-        return min(paced, self.timer_at)
+        at = self.timer_at
+        if paced is not None:
+            at = paced if at is None else min(paced, at)
+        tick = self.model.next_tick if self.state is CallState.STREAMING else None
+        if tick is not None:
+            at = tick if at is None else min(tick, at)
+        return at
 
     def wake(self, now: float) -> list[Action]:
         """A wake-up asked for by `next_wakeup` is due.
         After it, carry out the returned actions in order and re-read `next_wakeup`.
         """
-        actions = self.pump(now) + conduct.on_due(self, now) + conduct.maybe_close(self, now)
+        actions = self._tick(now) + self.pump(now) + conduct.on_due(self, now)
+        actions += conduct.maybe_close(self, now)
         conduct.refresh_timers(self, now)
+        return actions
+
+    def _tick(self, now: float) -> list[Action]:
+        """What time means to the model API (turns it infers, input that must keep flowing)."""
+        if self.state is not CallState.STREAMING or self.model.next_tick is None:
+            return []
+        inputs, sends = self.model.tick(now)
+        actions: list[Action] = list(sends) if self.link.state is UpstreamState.READY else []
+        for event in inputs:
+            actions += model_turns.receive(self, event, now)
         return actions
 
     def accepts_upstream(self) -> bool:
@@ -148,7 +161,10 @@ class CallSession:
         """
         if self.link.can("opened"):
             self.link.opened()
-        return []
+        actions = [a for event in self.model.socket_opened()
+                   for a in model_turns.receive(self, event, now)]
+        conduct.refresh_timers(self, now)
+        return actions
 
     def upstream_failed(self, now: float, reason: str) -> list[Action]:
         """Opening the model's socket failed.
@@ -280,10 +296,12 @@ class CallSession:
             return []
         self.state = CallState.ENDED
         self.end_reason = self.end_reason or reason
-        actions = self.speech.end(now)
+        actions = [a for event in self.model.finish(now)  # usage not yet reported
+                   for a in model_turns.receive(self, event, now)]
+        actions += self.speech.end(now)
         self.tools_running.clear()
         if self.link.live:
-            actions.append(CloseUpstream(self.end_reason))
+            actions.append(conduct.close_upstream(self, self.end_reason))
         self.link.close()
         actions.append(Note("call_ended", {"reason": self.end_reason}))
         heard = self.speech.heard
@@ -320,13 +338,16 @@ class CallSession:
             return []
         self.link.heard_at = now
         try:
-            event = self.model.receive(text)
+            inputs = self.model.receive(text, now)
         except ProtocolError as exc:
             self.stats.malformed_realtime += 1
             return sampled(MalformedModel, self.stats.malformed_realtime, exc)
-        if event is None:
+        if not inputs:
             return []
-        actions = model_turns.receive(self, event, now)
+        if len(inputs) == 1:  # nearly every event: one input
+            actions = model_turns.receive(self, inputs[0], now)
+        else:
+            actions = [a for event in inputs for a in model_turns.receive(self, event, now)]
         conduct.refresh_timers(self, now)
         return actions
 

@@ -236,7 +236,7 @@ class Bridge:
         if isinstance(action, OpenUpstream):
             self._spawn(self._open_upstream(action))
         elif isinstance(action, CloseUpstream):
-            self._close_upstream()
+            self._close_upstream(action)
         elif isinstance(action, EndStream):
             self._log.info("ending the media stream", reason=action.reason)
             self._twilio_queue.put_nowait(None)
@@ -431,15 +431,22 @@ class Bridge:
         self._log.info("as-heard recording written", seconds=round(seconds, 1))
         self._sink.submit(AudioSaved(self.call_sid, str(path), round(seconds, 3)))
 
-    def _close_upstream(self) -> None:
-        """Close the Realtime socket now, in a task of its own that shutdown waits for (≤ 1.5 s)."""
+    def _close_upstream(self, action: CloseUpstream | None = None) -> None:
+        """Close the model's socket in a task of its own that shutdown waits for: at once, or
+        after the session's farewell events once the server closes it (at most `drain_s`)."""
         ws = self._upstream
         self._upstream = None
-        if ws is not None:
-            ws.detach()
+        if ws is None:
+            return
+        ws.detach()
+        if action is not None and action.farewell:
+            for send in action.farewell:
+                ws.send_now(send.event.serialize())
+            closer = asyncio.ensure_future(_drain_then_close(ws, action.drain_s))
+        else:
             closer = asyncio.ensure_future(ws.close())
-            self._closers.add(closer)
-            closer.add_done_callback(self._closers.discard)
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
 
     # ------------------------------------------------------------------ tools
 
@@ -483,6 +490,13 @@ class Bridge:
                             error=str(exc))
             error = str(exc)[:200]
             self.run(self.session.control_failed(action, error, self.now()))
+
+
+async def _drain_then_close(ws: RealtimeSocket, drain_s: float) -> None:
+    """Give the server `drain_s` to finish and close the socket itself, then close it."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ws.wait_closed(), drain_s)
+    await ws.close()
 
 
 def _observe(metrics: Metrics, report: Report) -> None:
