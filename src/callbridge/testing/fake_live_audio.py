@@ -11,9 +11,11 @@ No I/O; wall time is passed in (seconds, any monotonic origin).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from callbridge.audio.g711 import ulaw_to_pcm16
 from callbridge.testing.fake_realtime_audio import EnergyVad, SpeechStarted, VadSettings
@@ -39,8 +41,9 @@ class CallerTurn:
 class CallerInput:
     """Everything the caller sent, and what the model made of it.
 
-    `receive()` returns the caller turns that ended with that frame. `speaking_ms` says how long
-    the current stretch of speech has lasted (0 when the caller is quiet).
+    `receive()` returns the caller turns that ended with that frame. `in_turn` is true from the
+    VAD's speech start to its end (silence included); `speaking_ms` is the voiced part of the
+    current turn so far, from its start to its last frame above the threshold.
     """
 
     def __init__(self, *, threshold_dbfs: float, start_ms: float, silence_ms: float,
@@ -52,7 +55,9 @@ class CallerInput:
         self.muted_ranges: list[tuple[float, float | None]] = []
         self._tolerance_s = gap_tolerance_ms / 1000
         self._vad = EnergyVad(VadSettings(threshold_dbfs, start_ms, 0.0, silence_ms), 8000)
+        self._threshold = threshold_dbfs
         self._speech_start: float | None = None
+        self._last_voiced_ms = 0.0
         self._runs_out_at: float | None = None  # wall time when the received audio is used up
 
     @property
@@ -61,8 +66,14 @@ class CallerInput:
         return sum(gap.missing_ms for gap in self.gaps)
 
     @property
+    def in_turn(self) -> bool:
+        return self._speech_start is not None
+
+    @property
     def speaking_ms(self) -> float:
-        return 0.0 if self._speech_start is None else self.clock_ms - self._speech_start
+        if self._speech_start is None:
+            return 0.0
+        return max(0.0, self._last_voiced_ms - self._speech_start)
 
     def receive(self, ulaw: bytes, now: float) -> list[CallerTurn]:
         if self._runs_out_at is not None and now > self._runs_out_at + self._tolerance_s:
@@ -72,6 +83,8 @@ class CallerInput:
         self.audio += ulaw
         self.clock_ms += len(ulaw) / 8
         heard = np.zeros(len(ulaw), dtype=np.int16) if self.muted else ulaw_to_pcm16(ulaw)
+        if heard.size and _dbfs(heard) > self._threshold:
+            self._last_voiced_ms = self.clock_ms
         turns: list[CallerTurn] = []
         for event in self._vad.receive_samples(heard):
             if isinstance(event, SpeechStarted):
@@ -92,3 +105,8 @@ class CallerInput:
         else:
             start, _ = self.muted_ranges[-1]
             self.muted_ranges[-1] = (start, self.clock_ms)
+
+
+def _dbfs(samples: npt.NDArray[np.int16]) -> float:
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    return 20.0 * math.log10(max(rms, 1e-3) / 32768.0)

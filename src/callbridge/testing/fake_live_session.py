@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 _QUOTED = re.compile(r"""["“']([^"”']{2,})["”']""")
 _ASKS_TO_SPEAK = re.compile(r"\b(greet|say|tell|speak)\b", re.IGNORECASE)
 _BACKEND_LATENCY_S = 0.05
+# Audio events carry no event_id (the SDK's models declare none).
+_WITHOUT_EVENT_ID = frozenset({"session.output_audio.delta", "session.input_audio.append"})
 
 
 def speakable(content: str) -> str:
@@ -178,9 +180,11 @@ class LiveSession:
                 await self._ws.close(1011, code)
 
     async def emit(self, event: JsonDict) -> None:
-        """Send one server event (adds `event_id`); honours stalls, `drop_when` and `strict`."""
+        """Send one server event (adds `event_id` where the API has one); honours stalls,
+        `drop_when` and `strict`."""
         await self.recorder.sending.wait()
-        event = {"type": event["type"], "event_id": wire.new_id("event"), **event}
+        if event["type"] not in _WITHOUT_EVENT_ID:
+            event = {"type": event["type"], "event_id": wire.new_id("event"), **event}
         if self.recorder.should_drop(event["type"]):
             self.abort()
             raise Dropped(event["type"])
@@ -219,7 +223,7 @@ class LiveSession:
     # ---- SpeechHost -------------------------------------------------------------------------
 
     async def caller_quiet(self) -> None:
-        while self.input.speaking_ms > 0 and not self._closing:
+        while self.input.in_turn and not self._closing:
             await self._wait_clock()
 
     async def clock_reaches(self, ms: float) -> None:

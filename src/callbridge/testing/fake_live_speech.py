@@ -35,7 +35,8 @@ class Utterance:
 
     `why`: "greeting", "reply", "echo", "filler", "commentary" (a client delegation's answer),
     "backend" (a Responses delegation's answer) or "apology" (after a backend failure).
-    `start_ms`/`end_ms` are on the session clock; `audio`/`transcript` are what was sent.
+    `start_ms`/`end_ms` are on the session clock; `audio`/`transcript` are what was sent,
+    `audio_planned` all it would have said.
     """
 
     text: str
@@ -115,7 +116,7 @@ class Voice:
         host, config = self._host, self._host.config
         audio = utterance.audio_planned
         if audio is None:
-            audio = await asyncio.to_thread(_speak_once, utterance.text)
+            audio = utterance.audio_planned = await asyncio.to_thread(_speak_once, utterance.text)
         await host.caller_quiet()
         step = max(1, round(config.delta_ms * 8))
         chunks = [audio[start : start + step] for start in range(0, len(audio), step)]
