@@ -173,7 +173,7 @@ def backend_response(
 def backend_usage(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> JsonDict:
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
