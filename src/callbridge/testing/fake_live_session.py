@@ -92,7 +92,7 @@ class LiveSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._clock_moved = asyncio.Event()
         self._pending_acks: list[JsonDict] = []
-        self._closing = self._aborted = False
+        self._closing = self._aborted = self._hung_up = False
         self._started_at = 0.0
         self._transcript_index = 0
         self._handlers: dict[str, Callable[[JsonDict], Coroutine[Any, Any, None]]] = {
@@ -196,6 +196,13 @@ class LiveSession:
         self.sent_events.append(event)
         await self._ws.send(json.dumps(event))
 
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Close the socket from a task of its own: the receive loop must keep reading meanwhile
+        (a client still streaming audio would otherwise fill the buffer and hide its close
+        frame), and everything it reads from now on is ignored."""
+        self._hung_up = True
+        self._spawn(self._ws.close(code, reason))
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._guard(coro))
         self._tasks.add(task)
@@ -242,6 +249,8 @@ class LiveSession:
     # ---- receiving --------------------------------------------------------------------------
 
     async def _receive(self, message: str | bytes) -> None:
+        if self._hung_up:
+            return
         if isinstance(message, bytes):
             await self._reject("invalid_value", "Binary frames are not supported; send JSON text.")
             return
@@ -259,7 +268,7 @@ class LiveSession:
         except ClientEventInvalid as exc:
             await self._reject(exc.code, str(exc), event, exc.param)
             if self.resource is None:
-                await self._ws.close(1008, "invalid session.start")
+                self._close_soon(1008, "invalid session.start")
             return
         if self.resource is None:
             await self._before_start(event)
@@ -293,13 +302,13 @@ class LiveSession:
         if event["type"] != "session.start":
             message = f"Send session.start first and wait for session.started; got {event['type']}."
             await self._reject("session_not_started", message, event)
-            await self._ws.close(1008, "session.start must come first")
+            self._close_soon(1008, "session.start must come first")
             return
         config: JsonDict = event["session"]
         problem = wire.startup_problem(config)
         if problem is not None:
             await self._reject(problem.code, str(problem), event, problem.param)
-            await self._ws.close(1008, problem.code)
+            self._close_soon(1008, problem.code)
             return
         self.session_id = wire.new_id("live")
         expires_at = int(time.time() + self.config.expires_in_s)
@@ -349,7 +358,7 @@ class LiveSession:
         self.closed_reason = reason
         closed = {"reason": reason, "session": self.resource, "usage": self._usage()}
         await self.emit(self._ack("session.closed", event or {}, **closed))
-        await self._ws.close(1000, reason)
+        self._close_soon(1000, reason)
 
     def _usage(self) -> JsonDict:
         return {"seconds": round(time.monotonic() - self._started_at, 3)}
