@@ -10,18 +10,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from callbridge.testing.fake_realtime_config import Dropped, Recorder
+from callbridge.testing.fake_realtime_config import Dropped, Recorder, ToolCall
 
 __all__ = ["Dropped", "FakeLiveConfig", "LiveRecorder", "LiveReply", "LiveToolCall"]
 
 
-@dataclass(frozen=True)
-class LiveToolCall:
-    """A function call the Responses backend makes; `arguments` go on the wire JSON-encoded."""
-
-    name: str
-    arguments: dict[str, object]
-    call_id: str | None = None  # a fresh "call_…" when None
+# A function call the Responses backend makes: the Realtime fake's `ToolCall` (name, arguments
+# sent JSON-encoded, call_id or a fresh "call_…").
+LiveToolCall = ToolCall
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 
 from callbridge.testing import fake_live_wire as wire
-from callbridge.testing.fake_live_audio import CallerInput, CallerTurn
+from callbridge.testing.fake_live_audio import CallerInput, CallerTurn, InputGap
 from callbridge.testing.fake_live_config import Dropped, FakeLiveConfig, LiveRecorder, LiveReply
 from callbridge.testing.fake_live_delegation import Delegation, Delegations, Refused
 from callbridge.testing.fake_live_speech import Utterance, Voice
@@ -125,7 +125,7 @@ class LiveSession:
         return bytes(self.input.audio)
 
     @property
-    def input_gaps(self) -> list[Any]:
+    def input_gaps(self) -> list[InputGap]:
         return list(self.input.gaps)
 
     @property
@@ -392,12 +392,7 @@ class LiveSession:
         turns = self.input.receive(data, time.monotonic())
         self._clock_moved.set()
         await self._release_acks()
-        speaking = self._voice.current
-        if (
-            speaking is not None
-            and self._voice.speaking
-            and self.input.speaking_ms >= self.config.barge_in_ms
-        ):
+        if self._voice.speaking and self.input.speaking_ms >= self.config.barge_in_ms:
             self._voice.stop()
         for turn in turns:
             await self._caller_turn(turn)
