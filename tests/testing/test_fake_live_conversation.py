@@ -6,7 +6,10 @@ import asyncio
 import itertools
 import time
 
-from callbridge.testing.fake_live import FakeLiveServer, LiveReply
+import pytest
+
+from callbridge.testing.fake_live import FakeLiveServer, LiveReply, LiveToolCall
+from callbridge.testing.fake_live_session import speakable
 from callbridge.testing.speech import silence, speechlike
 from tests.testing.live_client import audio_of, live_session
 
@@ -200,3 +203,55 @@ async def test_mute_and_unmute_are_acknowledged_and_muted_speech_is_not_heard() 
         assert end is not None
         assert end - start > 1000
         assert CALLER in session.input_audio
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ('Greet the caller now: "Hi, I\'m Ava."', "Hi, I'm Ava."),
+        ("Say 'welcome back' to the caller.", "welcome back"),
+        ("Tell the caller we're open until five.", "Tell the caller we're open until five."),
+        ("Greet the caller: “Good morning.”", "Good morning."),
+    ],
+)
+def test_commentary_is_spoken_as_its_quoted_text_or_whole(content: str, said: str) -> None:
+    """Quoted text is what the model says; apostrophes are not quotes."""
+    assert speakable(content) == said
+
+
+async def test_instructions_asking_to_greet_make_the_model_speak_but_facts_do_not() -> None:
+    """`instructions.append` "Greet …" is spoken; "The caller pressed 2" is not."""
+    async with FakeLiveServer(speed=SPEED) as server:
+        async with live_session(server) as client:
+            client.microphone(SPEED)
+            for content in ("The caller pressed 2.", 'Greet the caller: "Hello."'):
+                await client.send({"type": "session.instructions.append",
+                                   "delegation_id": None, "content": content})
+            await client.next("session.instructions.appended", count=2)
+            await spoken_after(server)
+            await asyncio.sleep(0.1)
+        assert [u.transcript for u in server.spoken] == ["Hello."]
+
+
+async def test_a_whole_conversation_in_strict_mode_emits_only_valid_events() -> None:
+    """With `strict`, the fake checks its own events against the SDK; none is invalid."""
+    replies = [LiveReply("Sure.", tool_calls=(LiveToolCall("f", {"a": 1}),), filler="Hm."),
+               LiveReply("Bye.")]
+    async with FakeLiveServer(replies, speed=SPEED, strict=True, usage_interval_s=0.1) as server:
+        delegation = {"type": "responses", "responses": {"model": "gpt-5.6-terra"}}
+        async with live_session(server, delegation=delegation) as client:
+            client.microphone(SPEED)
+            await client.send(GREETING)
+            client.say(CALLER)
+            call = await client.next("response.event", count=3)
+            call_id = call["event"]["item"]["call_id"]
+            await client.next("response.event", count=4)
+            await client.send({"type": "response.item.create", "item": {
+                "type": "function_call_output", "call_id": call_id, "output": "ok"}})
+            await client.send({"type": "response.create"})
+            await server.wait_for(lambda: any(u.why == "backend" and u.done
+                                              for u in server.spoken))
+            await client.send({"type": "session.close"})
+            await client.next("session.closed")
+        assert server.violations == []
+        assert client.problems == []

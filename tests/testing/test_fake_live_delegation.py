@@ -196,3 +196,23 @@ async def test_commentary_for_an_unknown_delegation_or_under_responses_is_refuse
             await client.send({"type": "response.create"})
             await client.next("error", count=2)
         assert len(server.violations) == 3
+
+
+async def test_thinking_appended_before_the_acknowledgement_delay_cancels_the_filler() -> None:
+    """The automatic acknowledgement waits `acknowledgement_delay_ms`; thinking cancels it."""
+    replies = [LiveReply(delegate=True, filler="One moment.")]
+    async with FakeLiveServer(replies * 2, speed=SPEED) as server:
+        delegation = {"type": "client", "acknowledgement_delay_ms": 2000}
+        async with live_session(server, delegation=delegation) as client:
+            client.microphone(SPEED)
+            client.say(CALLER)
+            created = await client.next("session.delegation.created")
+            await client.send({"type": "session.thinking.append", "content": "Working.",
+                               "delegation_id": created["delegation"]["id"]})
+            client.say(CALLER)
+            await client.next("session.delegation.created", count=2)
+            await server.wait_for(lambda: len(server.spoken) == 1 and server.spoken[0].done)
+        assert [u.why for u in server.spoken] == ["filler"]
+        assert server.spoken[0].start_ms is not None
+        # 2 s of delay at speed 8 is 250 ms of wall time; the microphone may lag under load.
+        assert server.spoken[0].start_ms >= server.delegations[1].offset_ms + 1000

@@ -30,8 +30,10 @@ class LiveReply:
     output is in and the client sent `response.create`, answers `text` — `{outputs}` in it is
     replaced by the function outputs joined with "; " — which the model speaks; under client
     delegation the model speaks what the client's `session.commentary.append` for the delegation
-    says. `filler` is spoken as soon as the delegation starts. `backend_fails`: the backend's
-    response ends in `response.failed` (its calls are discarded) and the model speaks `text`.
+    says. `filler` is the automatic acknowledgement: spoken `acknowledgement_delay_ms` after the
+    delegation starts unless commentary or thinking was appended meanwhile. `backend_fails`: the
+    backend's response ends in `response.failed` (its calls are discarded) and the model speaks
+    `text`.
     """
 
     text: str = "Thanks for calling. How can I help you today?"

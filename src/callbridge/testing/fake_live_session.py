@@ -41,7 +41,8 @@ from callbridge.testing.live_validation import (
 
 logger = logging.getLogger(__name__)
 
-_QUOTED = re.compile(r"""["“']([^"”']{2,})["”']""")
+# "…", “…” or '…' (a single quote only where it is not an apostrophe inside a word).
+_QUOTED = re.compile(r""""([^"]{2,})"|“([^”]{2,})”|(?<!\w)'([^']{2,})'(?!\w)""")
 _ASKS_TO_SPEAK = re.compile(r"\b(greet|say|tell|speak)\b", re.IGNORECASE)
 _BACKEND_LATENCY_S = 0.05
 # Audio events carry no event_id (the SDK's models declare none).
@@ -51,7 +52,9 @@ _WITHOUT_EVENT_ID = frozenset({"session.output_audio.delta", "session.input_audi
 def speakable(content: str) -> str:
     """What the model says for commentary: the quoted text if any, else the content itself."""
     match = _QUOTED.search(content)
-    return match.group(1) if match else content
+    if match is None:
+        return content
+    return next(group for group in match.groups() if group is not None)
 
 
 class LiveSession:
@@ -95,6 +98,7 @@ class LiveSession:
         self._closing = self._aborted = self._hung_up = False
         self._started_at = 0.0
         self._transcript_index = 0
+        self._context_appends = 0  # commentary/thinking so far: they cancel pending fillers
         self._handlers: dict[str, Callable[[JsonDict], Coroutine[Any, Any, None]]] = {
             "session.start": self._on_second_start,
             "session.update": self._on_update,
@@ -461,6 +465,8 @@ class LiveSession:
             if delegation is None:
                 return
         kind = event["type"].split(".")[1]
+        if kind in ("commentary", "thinking"):
+            self._context_appends += 1
         at = int(self.clock_ms)
         end = at + (int(len(content.split()) * 60000 / 175) if kind == "commentary" else 0)
         self._pending_acks.append(self._ack(f"session.{kind}.appended", event,
@@ -503,7 +509,16 @@ class LiveSession:
         await self.emit({"type": "session.delegation.created", "delegation": body,
                          "offset_ms": delegation.offset_ms})
         if delegation.reply.filler:
-            self._say(delegation.reply.filler, "filler")
+            self._spawn(self._acknowledge(delegation.reply.filler))
+
+    async def _acknowledge(self, filler: str) -> None:
+        """The automatic spoken acknowledgement: requested `acknowledgement_delay_ms` after the
+        delegation, cancelled by any commentary or thinking appended meanwhile."""
+        assert self.resource is not None
+        appended = self._context_appends
+        await self._pause(float(self.resource["delegation"].get("acknowledgement_delay_ms") or 0))
+        if self._context_appends == appended:
+            self._say(filler, "filler")
 
     async def _delegate_to_client(self, reply: LiveReply) -> None:
         delegation = Delegation(wire.new_id("del"), "client", reply, int(self.clock_ms))
