@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import time
 
+import numpy as np
 import pytest
 
 from callbridge.testing.fake_live import FakeLiveServer, LiveReply, LiveToolCall
@@ -255,3 +257,28 @@ async def test_a_whole_conversation_in_strict_mode_emits_only_valid_events() -> 
             await client.next("session.closed")
         assert server.violations == []
         assert client.problems == []
+
+
+async def test_an_audio_fixture_cuts_the_model_plays_as_mulaw_and_is_acknowledged() -> None:
+    """`fixture.play` (PCM16 24 kHz): `playing`, the model's speech cut, the clip sent as μ-law
+    at 8 kHz, `played`; commentary meanwhile is refused."""
+    clip = np.tile(np.array([0, 8000, 0, -8000], dtype="<i2"), 24_000 // 4 // 2)  # 0.5 s
+    async with FakeLiveServer([LiveReply("word " * 30)], speed=SPEED) as server:
+        async with live_session(server) as client:
+            client.microphone(SPEED)
+            client.say(CALLER)
+            await client.next("session.output_audio.delta", count=2)
+            await client.send({"type": "session.output_audio.fixture.play", "event_id": "fx",
+                               "audio": base64.b64encode(clip.tobytes()).decode()})
+            playing = await client.next("session.output_audio.fixture.playing")
+            await client.send(GREETING)
+            refused = await client.next("error")
+            played = await client.next("session.output_audio.fixture.played")
+        reply, fixture = server.spoken
+        assert (playing["client_event_id"], played["client_event_id"]) == ("fx", "fx")
+        assert refused["error"]["code"] == "fixture_active"
+        assert reply.interrupted
+        assert fixture.why == "fixture"
+        assert len(fixture.audio) == 4000
+        assert audio_of(client.received).endswith(bytes(fixture.audio))
+        assert server.violations == []

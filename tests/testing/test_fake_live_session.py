@@ -142,7 +142,7 @@ async def test_unknown_fields_and_missing_delegation_ids_after_start_are_non_fat
 
 
 async def test_a_second_session_start_and_unsupported_events_get_errors() -> None:
-    """`session.start` twice is a violation; Decisions and fixtures are not faked (no violation)."""
+    """`session.start` twice is a violation; Decisions are not faked (an error, no violation)."""
     async with FakeLiveServer() as server:
         async with live_session(server) as client:
             await client.send(start_event())

@@ -52,6 +52,7 @@ class CallerInput:
         self.clock_ms = 0.0
         self.gaps: list[InputGap] = []
         self.muted = False
+        self.held = False  # a fixture is playing: input is dropped, the clock still runs
         self.muted_ranges: list[tuple[float, float | None]] = []
         self._tolerance_s = gap_tolerance_ms / 1000
         self._vad = EnergyVad(VadSettings(threshold_dbfs, start_ms, 0.0, silence_ms), 8000)
@@ -82,7 +83,8 @@ class CallerInput:
         self._runs_out_at = start + len(ulaw) / 8000
         self.audio += ulaw
         self.clock_ms += len(ulaw) / 8
-        heard = np.zeros(len(ulaw), dtype=np.int16) if self.muted else ulaw_to_pcm16(ulaw)
+        deaf = self.muted or self.held
+        heard = np.zeros(len(ulaw), dtype=np.int16) if deaf else ulaw_to_pcm16(ulaw)
         if heard.size and _dbfs(heard) > self._threshold:
             self._last_voiced_ms = self.clock_ms
         turns: list[CallerTurn] = []

@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 
+from callbridge.audio.g711 import pcm16_to_ulaw
 from callbridge.testing import fake_live_wire as wire
 from callbridge.testing.fake_live_audio import CallerInput, CallerTurn, InputGap
 from callbridge.testing.fake_live_config import Dropped, FakeLiveConfig, LiveRecorder, LiveReply
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 _QUOTED = re.compile(r""""([^"]{2,})"|“([^”]{2,})”|(?<!\w)'([^']{2,})'(?!\w)""")
 _ASKS_TO_SPEAK = re.compile(r"\b(greet|say|tell|speak)\b", re.IGNORECASE)
 _BACKEND_LATENCY_S = 0.05
+_FIXTURE_MAX_BYTES = 30 * 24_000 * 2
 # Audio events carry no event_id (the SDK's models declare none).
 _WITHOUT_EVENT_ID = frozenset({"session.output_audio.delta", "session.input_audio.append"})
 
@@ -106,7 +109,7 @@ class LiveSession:
             "session.input_audio.append": self._on_append,
             "session.input_audio.mute": self._on_mute,
             "session.input_audio.unmute": self._on_mute,
-            "session.output_audio.fixture.play": self._unsupported,
+            "session.output_audio.fixture.play": self._on_fixture,
             "session.instructions.append": self._on_append_context,
             "session.thinking.append": self._on_append_context,
             "session.commentary.append": self._on_append_context,
@@ -413,6 +416,37 @@ class LiveSession:
         for ack in acks:
             await self.emit(ack)
 
+    async def _on_fixture(self, event: JsonDict) -> None:
+        """Play a PCM16 24 kHz clip through the output (as μ-law): it cuts the model's speech,
+        input is dropped while it plays, one at a time; acked `playing`, then `played`."""
+        if self.input.held:
+            await self._error("fixture_active", "An audio fixture is already playing.", event)
+            return
+        try:
+            pcm = base64.b64decode(event["audio"], validate=True)
+        except binascii.Error:
+            await self._reject("invalid_value", "audio is not valid base64.", event, "audio")
+            return
+        if len(pcm) % 2 or not pcm:
+            message = "Fixture audio must be whole PCM16LE samples."
+            await self._reject("invalid_audio", message, event, "audio")
+            return
+        if len(pcm) > _FIXTURE_MAX_BYTES:
+            await self._reject("invalid_value", "Fixtures are at most 30 s.", event, "audio")
+            return
+        samples = np.frombuffer(pcm, dtype="<i2")[::3]  # 24 kHz → 8 kHz; a fake need not filter
+        clip = Utterance(text="", why="fixture", audio_planned=pcm16_to_ulaw(samples))
+        self.input.held = True
+        self.spoken.append(clip)
+        await self.emit(self._ack("session.output_audio.fixture.playing", event))
+        self._voice.play_now(clip)
+        self._spawn(self._fixture_played(clip, event))
+
+    async def _fixture_played(self, clip: Utterance, event: JsonDict) -> None:
+        await clip.finished.wait()
+        self.input.held = False
+        await self.emit(self._ack("session.output_audio.fixture.played", event))
+
     # ---- the model's turns ------------------------------------------------------------------
 
     async def _caller_turn(self, turn: CallerTurn) -> None:
@@ -455,6 +489,10 @@ class LiveSession:
     async def _on_append_context(self, event: JsonDict) -> None:
         assert self.resource is not None
         content: str = event["content"]
+        if self.input.held and event["type"] == "session.commentary.append":
+            message = "Commentary is rejected while an audio fixture is active."
+            await self._error("fixture_active", message, event)
+            return
         if wire.text_tokens(content) > wire.MAX_APPEND_TOKENS:
             message = f"content exceeds {wire.MAX_APPEND_TOKENS} tokens."
             await self._reject("invalid_value", message, event, "content")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,7 +35,8 @@ class Utterance:
     """One thing the model said (or began to say).
 
     `why`: "greeting", "reply", "echo", "filler", "commentary" (a client delegation's answer),
-    "backend" (a Responses delegation's answer) or "apology" (after a backend failure).
+    "backend" (a Responses delegation's answer), "apology" (after a backend failure) or
+    "fixture" (a clip the client played with `session.output_audio.fixture.play`).
     `start_ms`/`end_ms` are on the session clock; `audio`/`transcript` are what was sent,
     `audio_planned` all it would have said.
     """
@@ -48,6 +50,7 @@ class Utterance:
     transcript: str = ""
     interrupted: bool = False
     done: bool = False
+    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     @property
     def sent_ms(self) -> float:
@@ -74,7 +77,8 @@ class Voice:
 
     def __init__(self, host: SpeechHost) -> None:
         self._host = host
-        self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._pending: collections.deque[Utterance] = collections.deque()
+        self._wake = asyncio.Event()
         self.current: Utterance | None = None
         self._last_end_ms = 0.0
         self._idle = asyncio.Event()
@@ -82,7 +86,16 @@ class Voice:
 
     def say(self, utterance: Utterance) -> None:
         self._idle.clear()
-        self._queue.put_nowait(utterance)
+        self._pending.append(utterance)
+        self._wake.set()
+
+    def play_now(self, utterance: Utterance) -> None:
+        """An audio fixture: it cuts the current utterance and goes before anything queued, and
+        it does not wait for the caller to be quiet."""
+        self.stop()
+        self._idle.clear()
+        self._pending.appendleft(utterance)
+        self._wake.set()
 
     @property
     def speaking(self) -> bool:
@@ -102,14 +115,17 @@ class Voice:
 
     async def run(self) -> None:
         while True:
-            utterance = await self._queue.get()
-            self.current = utterance
+            while not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            utterance = self.current = self._pending.popleft()
             try:
                 await self._speak(utterance)
             finally:
                 utterance.done = True
+                utterance.finished.set()
                 self.current = None
-                if self._queue.empty():
+                if not self._pending:
                     self._idle.set()
 
     async def _speak(self, utterance: Utterance) -> None:
@@ -117,7 +133,8 @@ class Voice:
         audio = utterance.audio_planned
         if audio is None:
             audio = utterance.audio_planned = await asyncio.to_thread(_speak_once, utterance.text)
-        await host.caller_quiet()
+        if utterance.why != "fixture":
+            await host.caller_quiet()
         step = max(1, round(config.delta_ms * 8))
         chunks = [audio[start : start + step] for start in range(0, len(audio), step)]
         words = wire.split_words(utterance.text, len(chunks))
