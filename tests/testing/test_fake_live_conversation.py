@@ -282,3 +282,18 @@ async def test_an_audio_fixture_cuts_the_model_plays_as_mulaw_and_is_acknowledge
         assert len(fixture.audio) == 4000
         assert audio_of(client.received).endswith(bytes(fixture.audio))
         assert server.violations == []
+
+
+async def test_the_reaction_time_delays_speech_without_holding_up_the_input() -> None:
+    """The model answers `reaction_ms` after commentary, reading input all the while (no gap)."""
+    async with FakeLiveServer(reaction_ms=600) as server:
+        async with live_session(server) as client:
+            client.microphone(1.0)
+            await asyncio.sleep(0.1)
+            await client.send(GREETING)
+            asked = server.sessions[0].clock_ms
+            await client.next("session.output_audio.delta")
+        said = server.spoken[0]
+        assert said.start_ms is not None
+        assert said.start_ms >= asked + 500
+        assert server.sessions[0].input_gaps == []

@@ -248,8 +248,11 @@ class LiveSession:
         self._clock_moved.clear()
         await self._clock_moved.wait()
 
-    def _say(self, text: str, why: str, audio: bytes | None = None) -> None:
-        utterance = Utterance(text=text, why=why, audio_planned=audio)
+    def _say(self, text: str, why: str, audio: bytes | None = None, after_ms: float = 0.0) -> None:
+        """Queue speech that starts no sooner than `after_ms` (the model's reaction time) from
+        now; its audio is made meanwhile, and the receive loop never waits for it."""
+        not_before = asyncio.get_running_loop().time() + after_ms / 1000 / self.config.speed
+        utterance = Utterance(text=text, why=why, audio_planned=audio, not_before=not_before)
         self.spoken.append(utterance)
         self._voice.say(utterance)
 
@@ -474,14 +477,14 @@ class LiveSession:
 
     async def _respond(self, turn: CallerTurn, transcript: str) -> None:
         if self.config.echo:
-            await self._pause(self.config.reaction_ms)
-            self._say(transcript, "echo", turn.audio)
+            self._say(transcript, "echo", turn.audio, after_ms=self.config.reaction_ms)
             return
         reply = self._next_reply()
-        await self._pause(self.config.reaction_ms + reply.delay_ms)
         if not reply.delegates:
-            self._say(reply.text, "reply", reply.audio)
-        elif self.delegation_mode == "responses":
+            self._say(reply.text, "reply", reply.audio, self.config.reaction_ms + reply.delay_ms)
+            return
+        await self._pause(self.config.reaction_ms + reply.delay_ms)
+        if self.delegation_mode == "responses":
             await self._delegate_to_backend(reply)
         else:
             await self._delegate_to_client(reply)
@@ -511,14 +514,12 @@ class LiveSession:
                                             start_ms=at, end_ms=end))
         if delegation is not None and kind == "commentary":
             delegation.answers.append(content)
-            await self._pause(self.config.reaction_ms)
-            self._say(speakable(content), "commentary")
+            self._say(speakable(content), "commentary", after_ms=self.config.reaction_ms)
         elif kind == "commentary" or (kind == "instructions" and self._asks_to_speak(content)):
-            await self._pause(self.config.reaction_ms)
             greeting = self.config.greeting
             first = not any(u.why == "greeting" for u in self.spoken)
             text = greeting if greeting is not None and first else speakable(content)
-            self._say(text, "greeting" if first else "commentary")
+            self._say(text, "greeting" if first else "commentary", after_ms=self.config.reaction_ms)
 
     @staticmethod
     def _asks_to_speak(content: str) -> bool:

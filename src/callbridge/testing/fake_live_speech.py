@@ -44,6 +44,7 @@ class Utterance:
     text: str
     why: str
     audio_planned: bytes | None = None
+    not_before: float = 0.0  # event-loop time before which it does not start
     start_ms: float | None = None
     end_ms: float | None = None
     audio: bytearray = field(default_factory=bytearray)
@@ -133,6 +134,8 @@ class Voice:
         audio = utterance.audio_planned
         if audio is None:
             audio = utterance.audio_planned = await asyncio.to_thread(_speak_once, utterance.text)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, utterance.not_before - loop.time()))
         if utterance.why != "fixture":
             await host.caller_quiet()
         step = max(1, round(config.delta_ms * 8))
@@ -140,7 +143,6 @@ class Voice:
         words = wire.split_words(utterance.text, len(chunks))
         position = max(host.clock_ms, self._last_end_ms)
         utterance.start_ms = utterance.end_ms = position
-        loop = asyncio.get_running_loop()
         next_send = loop.time()
         for chunk, text in zip(chunks, words, strict=True):
             await host.clock_reaches(position - config.input_lead_ms)
