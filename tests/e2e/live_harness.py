@@ -1,0 +1,68 @@
+"""The whole path on GPT-Live: fake Twilio caller → our server → fake GPT-Live, real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from callbridge.config import load_settings
+from callbridge.server.app import CallbridgeServer, create_app
+from callbridge.server.runner import RunningServer, running
+from callbridge.testing.fake_caller import FakeTwilioCaller
+from callbridge.testing.fake_live import FakeLiveServer, LiveReply
+from callbridge.testing.fake_twilio_rest import FakeTwilioRest
+from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+
+LIVE_MODEL = "gpt-live-1.1"
+
+
+@dataclass
+class LiveHarness:
+    fake: FakeLiveServer
+    server: RunningServer
+    state: CallbridgeServer
+    rest: FakeTwilioRest | None = None
+
+    def caller(self, server_url: str | None = None, **options: Any) -> FakeTwilioCaller:
+        if self.rest is not None:
+            return self.rest.inbound_caller(**options)
+        return FakeTwilioCaller(server_url or self.server.url, PUBLIC_URL, AUTH_TOKEN,
+                                **options)
+
+    def bridge_of(self, caller: FakeTwilioCaller) -> Any:
+        live = self.state.calls.get(caller.call_sid)
+        if live is not None:
+            return live
+        return next(b for b in self.state.calls.finished_calls
+                    if b.call_sid == caller.call_sid)
+
+
+@contextlib.asynccontextmanager
+async def live_harness(replies: list[LiveReply] | None = None, *,
+                       env: dict[str, str] | None = None, twilio_rest: bool = False,
+                       **fake_options: Any) -> AsyncIterator[LiveHarness]:
+    """Our server with a GPT-Live agent (`CALLBRIDGE_MODEL=gpt-live-1.1`) against the fake."""
+    async with contextlib.AsyncExitStack() as stack:
+        fake = await stack.enter_async_context(
+            FakeLiveServer(replies or [LiveReply()], strict=True, **fake_options))
+        rest = None
+        rest_env: dict[str, str] = {}
+        if twilio_rest:
+            rest = await stack.enter_async_context(
+                FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, public_url=PUBLIC_URL))
+            rest_env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "CALLBRIDGE_TWILIO_API_URL": rest.url,
+                        "CALLBRIDGE_CALLER_ID": "+15550009999"}
+        settings = load_settings({
+            "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "CALLBRIDGE_LIVE_URL": fake.url, "CALLBRIDGE_MODEL": LIVE_MODEL,
+            "OPENAI_API_KEY": "sk-test", "DATABASE_URL": "none", **rest_env, **(env or {}),
+        })
+        app = create_app(settings)
+        state: CallbridgeServer = app.state.callbridge
+        state.calls.keep_finished = 100
+        server = await stack.enter_async_context(running(app))
+        if rest is not None:
+            rest.server_url = server.url
+        yield LiveHarness(fake, server, state, rest)
