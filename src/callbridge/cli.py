@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args.host, args.port, args.log_level, args.with_worker)
         if args.command == "simulate":
-            return _simulate(args.wav, args.out)
+            return _simulate(args.wav, args.out, args.model)
         if args.command == "db":
             return _db(args.action)
         if args.command in ("call", "numbers"):
@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "simulate", help="place a simulated call through the full Twilio path, locally"
     )
     simulate.add_argument("--wav", type=Path, help="what the caller says (a WAV file)")
+    simulate.add_argument("--model", help="the agent's model, e.g. gpt-live-1.1 for GPT-Live "
+                                          "(default: CALLBRIDGE_MODEL or gpt-realtime-2.1)")
     simulate.add_argument("--out", type=Path, default=Path("simulated-call.wav"),
                           help="where to write what the caller heard")
     from callbridge import cli_twilio
@@ -122,12 +124,12 @@ def _serve(host: str, port: int, log_level: str, with_worker: bool = False) -> i
     return 0
 
 
-def _simulate(wav: Path | None, out: Path) -> int:
+def _simulate(wav: Path | None, out: Path, model: str | None = None) -> int:
     from callbridge.simulate import simulate
 
     if wav is not None and not wav.is_file():
         raise ConfigError(f"--wav {wav}: no such file")
     for name in ("callbridge", "websockets", "httpx", "uvicorn"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    asyncio.run(simulate(wav=wav, out=out))
+    asyncio.run(simulate(wav=wav, out=out, model=model))
     return 0

@@ -3,8 +3,9 @@
 Owns the demo: it starts the server in-process on a free port, places a simulated call through
 the full Twilio path (signed webhook, TwiML, signed media socket, 20 ms frames in real time) and
 reports the transcript and per-turn latency, writing what the caller heard to a WAV file. Without
-`OPENAI_API_KEY` the upstream is the local fake model (`callbridge.testing.fake_realtime`), so it
-works with no account; with a key it talks to the real model.
+`OPENAI_API_KEY` the upstream is the local fake model (`callbridge.testing.fake_realtime`, or
+`callbridge.testing.fake_live` for a `gpt-live*` model), so it works with no account; with a key it
+talks to the real model. `model` (or `CALLBRIDGE_MODEL`) picks the agent's model, and so its API.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from typing import Any, TextIO
 
 from callbridge.audio.wav import read_wav_ulaw, write_wav_ulaw_as_pcm16
 from callbridge.config import Settings, load_settings
+from callbridge.core.live_config import is_live_model
 from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.bridge import Bridge
 from callbridge.server.runner import running
 from callbridge.store.database import describe
 from callbridge.store.migrate import upgrade_async
 from callbridge.testing.fake_caller import FakeTwilioCaller
+from callbridge.testing.fake_live import FakeLiveServer, LiveReply
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.speech import have_espeak, speak
 
@@ -58,13 +61,17 @@ async def simulate(
     out: Path = Path("simulated-call.wav"),
     env: Mapping[str, str] | None = None,
     stdout: TextIO = sys.stdout,
+    model: str | None = None,
 ) -> SimulationResult:
     """Place one simulated call and print its report to `stdout`."""
     env = dict(os.environ if env is None else env)
+    if model:
+        env["CALLBRIDGE_MODEL"] = model
+    live = is_live_model(env.get("CALLBRIDGE_MODEL", ""))
     use_fake = not env.get("OPENAI_API_KEY")
     caller_lines = () if wav is not None else DEMO_CALLER_LINES
-    async with _upstream(use_fake, caller_lines) as openai_url:
-        settings = _settings(env, openai_url, use_fake)
+    async with _upstream(use_fake, caller_lines, live) as upstream_url:
+        settings = _settings(env, upstream_url, use_fake, live)
         if settings.database_url is not None:
             await upgrade_async(settings.database_url)  # the embedded default needs no set-up
         app = create_app(settings)
@@ -94,20 +101,27 @@ async def _read_back(state: CallbridgeServer, call_sid: str) -> dict[str, Any] |
 
 
 @contextlib.asynccontextmanager
-async def _upstream(use_fake: bool, caller_lines: tuple[str, ...]) -> AsyncIterator[str | None]:
+async def _upstream(use_fake: bool, caller_lines: tuple[str, ...],
+                    live: bool) -> AsyncIterator[str | None]:
     if not use_fake:
         yield None
+        return
+    if live:
+        async with FakeLiveServer([LiveReply(text) for text in DEMO_REPLIES],
+                                  user_transcripts=list(caller_lines)) as fake_live:
+            yield fake_live.url
         return
     replies = [Reply(text=text) for text in DEMO_REPLIES] or [Reply()]
     async with FakeRealtimeServer(replies, user_transcripts=list(caller_lines)) as fake:
         yield fake.url
 
 
-def _settings(env: dict[str, str], openai_url: str | None, use_fake: bool) -> Settings:
+def _settings(env: dict[str, str], upstream_url: str | None, use_fake: bool,
+              live: bool = False) -> Settings:
     env.setdefault("CALLBRIDGE_PUBLIC_URL", PUBLIC_URL)
     env.setdefault("TWILIO_AUTH_TOKEN", secrets.token_hex(16))
-    if openai_url is not None:
-        env["CALLBRIDGE_OPENAI_URL"] = openai_url
+    if upstream_url is not None:
+        env["CALLBRIDGE_LIVE_URL" if live else "CALLBRIDGE_OPENAI_URL"] = upstream_url
     if use_fake:
         env.setdefault("CALLBRIDGE_GREETING", DEMO_GREETING)
     settings = load_settings(env, serving=False)
@@ -141,7 +155,9 @@ async def _call(server_url: str, settings: Settings, state: CallbridgeServer,
 
 
 def _print_header(out: TextIO, url: str, settings: Settings, use_fake: bool) -> None:
-    model = "local fake model (no OPENAI_API_KEY set)" if use_fake else settings.agent.model
+    model = settings.agent.model
+    if use_fake:
+        model = f"{model} on the local fake model (no OPENAI_API_KEY set)"
     speech = "espeak-ng" if have_espeak() else "a speech-like signal (install espeak-ng and sox)"
     print("callbridge simulate", file=out)
     print(f"  server   {url}  (the simulated Twilio signs for {PUBLIC_URL})", file=out)

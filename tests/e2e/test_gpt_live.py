@@ -144,3 +144,146 @@ async def test_a_one_second_twilio_stall_is_filled_with_silence() -> None:
         await asyncio.wait_for(bridge.finished.wait(), 7.0)
         assert bridge.session.model.input.silence_sent_ms >= 700
         assert h.fake.violations == []
+
+
+def agent_file(tmp_path: Path, body: str) -> dict[str, str]:
+    path = tmp_path / "agent.toml"
+    path.write_text('tools_module = "tests.e2e.agent_tools"\n' + body)
+    return {"CALLBRIDGE_AGENT_FILE": str(path)}
+
+
+async def dialed(h: LiveHarness) -> FakeTwilioCaller:
+    caller = h.caller()
+    await caller.dial()
+    await caller.connect()
+    return caller
+
+
+async def test_end_call_hangs_up_through_rest_after_the_goodbye_was_heard(
+        tmp_path: Path) -> None:
+    """The backend calls end_call; the agent says goodbye; once it has played, REST completes
+    the call."""
+    env = agent_file(tmp_path, '[agent]\nmodel = "gpt-live-1.1"\ntools = ["end_call"]\n')
+    replies = [LiveReply("Goodbye!", tool_calls=(
+        LiveToolCall("end_call", {"reason": "caller said bye"}),))]
+    async with live_harness(replies, env=env, twilio_rest=True) as h:
+        assert h.rest is not None
+        caller = await dialed(h)
+        await caller.say(speechlike(0.8, seed=3))
+        await caller.wait_closed(timeout=15.0)
+        [update] = h.rest.updates(caller.call_sid)
+        assert update.value("Status") == "completed"
+        bridge = h.bridge_of(caller)
+        await asyncio.wait_for(bridge.finished.wait(), 7.0)
+        assert bridge.session.end_reason == "agent ended the call: caller said bye"
+        goodbye = [t for t in bridge.transcript if t.role == "agent"][-1]
+        assert goodbye.heard  # the last words were played before the hang-up
+        assert h.fake.violations == []
+
+
+async def test_transfer_redirects_to_a_dial_after_the_announcement(tmp_path: Path) -> None:
+    """transfer_call(sales) from the backend: the announcement plays, then the Dial TwiML."""
+    env = agent_file(tmp_path, '[agent]\nmodel = "gpt-live-1.1"\ntools = ["transfer_call"]\n'
+                               'transfer_announcement = "Connecting you to sales now."\n'
+                               '[agent.transfer_targets]\nsales = "+15551230000"\n')
+    replies = [LiveReply("One moment.", tool_calls=(
+        LiveToolCall("transfer_call", {"target": "sales"}),))]
+    async with live_harness(replies, env=env, twilio_rest=True) as h:
+        assert h.rest is not None
+        caller = await dialed(h)
+        await caller.say(speechlike(0.8, seed=4))
+        await caller.wait_closed(timeout=15.0)
+        [update] = h.rest.updates(caller.call_sid)
+        assert "<Number>+15551230000</Number>" in (update.value("Twiml") or "")
+        assert caller.played_bytes > 0
+        await caller.aclose()
+        assert h.fake.violations == []
+
+
+async def test_a_hand_off_opens_a_fresh_session_seeded_with_the_conversation(
+        tmp_path: Path) -> None:
+    """switch_agent to billing: a new Live session (its configuration is fixed at start) whose
+    session.start carries the conversation, and no second greeting."""
+    env = agent_file(tmp_path, '''
+[agents.front]
+model = "gpt-live-1.1"
+greeting = "Welcome to Ada's."
+handoffs = ["billing"]
+[agents.billing]
+model = "gpt-live-1.1"
+voice = "cedar"
+instructions = "You handle billing."
+''')
+    replies = [LiveReply("Passing you over.", tool_calls=(
+        LiveToolCall("switch_agent", {"agent": "billing"}),)),
+               LiveReply("Billing here, how can I help?")]
+    async with live_harness(replies, env=env, user_transcripts=["I have a billing question.",
+                                                                "About my invoice."]) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await caller.say(speechlike(1.0, seed=6))
+            await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=10.0)
+            await caller.hang_up()
+        starts = [e for e in h.fake.client_events if e["type"] == "session.start"]
+        assert len(starts) == 2
+        assert starts[1]["session"]["audio"]["output"]["voice"] == "cedar"
+        restored = [m["content"][0]["text"] for m in starts[1]["session"]["input"]]
+        assert "Welcome to Ada's." in restored
+        greetings = [u for u in h.fake.spoken if u.why == "greeting"]
+        assert len(greetings) == 1
+        assert h.fake.violations == []
+
+
+async def test_a_dropped_socket_is_restored_without_a_second_greeting() -> None:
+    """The Live socket drops mid-call: a new session with the conversation as input, no second
+    greeting, and the caller's next turn is answered."""
+    # Each fake session plays the script from its start: both sessions answer the same way.
+    replies = [LiveReply("We open at eight.")]
+    async with live_harness(replies, env={"CALLBRIDGE_GREETING": GREETING},
+                            user_transcripts=["When do you open?"]) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await caller.say(speechlike(1.0, seed=7))
+            await caller.wait_for_agent_audio(timeout=6.0, after=caller.spoken_until)
+            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await h.fake.drop_all()
+            await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=5.0)
+            await asyncio.sleep(0.5)
+            await caller.say(speechlike(1.0, seed=8))
+            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await caller.hang_up()
+        starts = [e for e in h.fake.client_events if e["type"] == "session.start"]
+        restored = [m["content"][0]["text"] for m in starts[1]["session"]["input"]]
+        assert GREETING in restored
+        assert "We open at eight." in restored
+        assert [u.why for u in h.fake.spoken].count("greeting") == 1
+        bridge = h.bridge_of(caller)
+        await asyncio.wait_for(bridge.finished.wait(), 7.0)
+        answers = [t for t in bridge.transcript if (t.role, t.heard) == ("agent",
+                                                                         "We open at eight.")]
+        assert len(answers) == 2  # one from each session: the turn after the drop was answered
+        assert h.fake.violations == []
+
+
+async def test_the_session_is_recycled_at_a_quiet_moment_before_it_expires() -> None:
+    """CALLBRIDGE_SESSION_RECYCLE_S before the session's expiry: a new session replaces the old
+    one between turns, with the conversation, and the call goes on."""
+    replies = [LiveReply("We open at eight.")]
+    env = {"CALLBRIDGE_GREETING": GREETING, "CALLBRIDGE_SESSION_RECYCLE_S": "3"}
+    async with live_harness(replies, env=env, expires_in_s=600) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=10.0)
+            await caller.say(speechlike(1.0, seed=9))
+            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+            await caller.hang_up()
+        first = h.fake.sessions[0]
+        assert first.closed_reason == "close_requested"  # closed by us, not expired
+        assert [u.why for u in h.fake.spoken].count("greeting") == 1
+        assert h.fake.violations == []

@@ -112,7 +112,8 @@ def on_speech_started(s: CallSession, event: m.CallerSpeechStarted, now: float) 
 def on_speech_stopped(s: CallSession, event: m.CallerSpeechStopped, now: float) -> list[Action]:
     s.history.reserve_caller_turn(event.item_id)
     s.link.turn_committed()  # the caller's turn is the session's now
-    s.turns.speech_stopped_at = now
+    # A turn whose end was inferred after the fact (it owes no reply) cannot time the model.
+    s.turns.speech_stopped_at = now if event.owes_reply else None
     s.turns.model_ms = None
     origin = s.link.origin_ms
     s.turns.speech_end_media = None if origin is None else origin + event.audio_end_ms
