@@ -20,6 +20,7 @@ order and re-read `next_wakeup`. No I/O. No clock.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 
@@ -98,6 +99,7 @@ class CallSession:
         self.keypad_turns = 0
         self.timer_at: float | None = None
         self.turns = model_turns.TurnTiming()
+        self._dead_air = functools.partial(conduct.dead_air, self)  # asked only when quiet
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -299,7 +301,7 @@ class CallSession:
             self.speech.paced_until = None
             return []
         assert self.stream_sid is not None  # STREAMING implies start was received
-        return self.speech.pump(now, self.stream_sid, conduct.dead_air(self))
+        return self.speech.pump(now, self.stream_sid, self._dead_air)
 
     def finish_played(self, now: float) -> list[Action]:
         turns, quiet = self.speech.finish_played(now)
