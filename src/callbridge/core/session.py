@@ -318,7 +318,7 @@ class CallSession:
     def receive_realtime(self, text: str | bytes, now: float) -> list[Action]:
         """One server event from the model's socket (any API: the protocol object behind
         `model` reads it). Malformed events are counted and dropped."""
-        if self.ended:
+        if self.state is CallState.ENDED:
             return []
         self.link.heard_at = now
         try:
@@ -328,7 +328,7 @@ class CallSession:
             return sampled(MalformedModel, self.stats.malformed_realtime, exc)
         if event is None:
             return []
-        actions = model_turns.receive(self, event, now)
+        actions = model_turns.HANDLERS[type(event)](self, event, now)
         conduct.refresh_timers(self, now)
         return actions
 
