@@ -3,7 +3,7 @@
 A machine module writes its transitions at its top as `{(state, event): next_state}` (h11's
 `_state.py` style) and moves with `_move(event)`. An event that the table does not list for the
 current state is refused with `InvalidState`: a caller that means "only if allowed" asks `can()`
-first. Nothing else may assign the state. No I/O. No clock.
+first. Nothing but `_move` assigns the state. No I/O. No clock.
 """
 
 from __future__ import annotations
@@ -24,24 +24,21 @@ class Machine(Generic[S]):
     NAME = "machine"
 
     def __init__(self, initial: S) -> None:
-        self._state = initial
-
-    @property
-    def state(self) -> S:
-        return self._state
+        self.state = initial  # read freely (a plain attribute: the hot path reads it); only
+        # `_move` assigns it
 
     def can(self, event: str) -> bool:
         """Whether `event` is allowed in the current state."""
-        return (self._state, event) in self.TABLE
+        return (self.state, event) in self.TABLE
 
     def _move(self, event: str) -> S:
         """Take the transition for `event`, or raise `InvalidState` naming the refusal."""
         try:
-            self._state = self.TABLE[self._state, event]
+            self.state = self.TABLE[self.state, event]
         except KeyError:
             raise InvalidState(
-                f"{self.NAME} is {self._state.value}: {event!r} is not allowed") from None
-        return self._state
+                f"{self.NAME} is {self.state.value}: {event!r} is not allowed") from None
+        return self.state
 
 
 def events_of(table: Mapping[tuple[S, str], S]) -> list[str]:

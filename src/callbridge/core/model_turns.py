@@ -2,14 +2,14 @@
 configuration confirmed or refused, errors, barge-in when the caller's speech starts, the
 caller's turn ending and its transcript, agent audio and text, tool calls, replies done (usage,
 cost and the cost cap). Plain functions over the session's public parts, one per input, with the
-dispatch table at the bottom. No I/O. No clock.
+dispatch table (`HANDLERS`) at the bottom. No I/O. No clock.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,6 @@ class TurnTiming:
         waited = media_ms - self.speech_end_media
         self.speech_end_media = None
         return [TurnLatency(max(0, waited), self.model_ms)]
-
-
-def receive(s: CallSession, event: m.ModelInput, now: float) -> list[Action]:
-    """Dispatch one model input to its handler."""
-    return _HANDLERS[type(event)](s, event, now)
 
 
 def on_opened(s: CallSession, event: m.SessionOpened, now: float) -> list[Action]:
@@ -235,8 +230,14 @@ def add_usage(total: dict[str, int], usage: dict[str, object], prefix: str = "")
             add_usage(total, value, f"{prefix}{key}.")
 
 
+def apply(s: CallSession, inputs: Sequence[m.ModelInput], now: float) -> list[Action]:
+    """Each input's handler, in order."""
+    return [action for event in inputs for action in HANDLERS[type(event)](s, event, now)]
+
+
 _Handler = Callable[["CallSession", Any, float], list[Action]]
-_HANDLERS: dict[type, _Handler] = {
+HANDLERS: dict[type, _Handler] = {
+    # one handler per model input: the session dispatches on the input's type
     m.SessionOpened: on_opened,
     m.Configured: on_configured,
     m.ModelError: on_error,

@@ -63,9 +63,6 @@ TABLE: dict[tuple[Reply, str], Reply] = {
     (Reply.ACTIVE_OWED, "abandoned"): Reply.OWED,
 }
 
-_BUSY = frozenset({Reply.REQUESTED, Reply.ACTIVE, Reply.ACTIVE_OWED})
-
-
 class Followup(Enum):
     NONE = "none"
     REPLY = "reply"  # add the waiting items, then ask for a reply
@@ -91,12 +88,13 @@ class ReplyLifecycle(Machine[Reply]):
     @property
     def busy(self) -> bool:
         """A reply is asked for or under way: nothing else may be asked now."""
-        return self._state in _BUSY
+        state = self.state  # identity tests: an enum's hash is Python code, this is per event
+        return state is Reply.ACTIVE or state is Reply.REQUESTED or state is Reply.ACTIVE_OWED
 
     @property
     def owed(self) -> bool:
         """The model owes the caller something: a turn ended, a reply was asked or runs."""
-        return self._state is not Reply.IDLE
+        return self.state is not Reply.IDLE
 
     def turn_ended(self) -> None:
         self._move("turn_ended")

@@ -20,6 +20,7 @@ order and re-read `next_wakeup`. No I/O. No clock.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 
@@ -98,6 +99,7 @@ class CallSession:
         self.keypad_turns = 0
         self.timer_at: float | None = None
         self.turns = model_turns.TurnTiming()
+        self._dead_air = functools.partial(conduct.dead_air, self)  # asked only when quiet
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -144,9 +146,7 @@ class CallSession:
             return []
         inputs, sends = self.model.tick(now)
         actions: list[Action] = list(sends) if self.link.state is UpstreamState.READY else []
-        for event in inputs:
-            actions += model_turns.receive(self, event, now)
-        return actions
+        return actions + model_turns.apply(self, inputs, now)
 
     def accepts_upstream(self) -> bool:
         """Whether a socket that just opened is still wanted (the call may have ended or given
@@ -161,8 +161,7 @@ class CallSession:
         """
         if self.link.can("opened"):
             self.link.opened()
-        actions = [a for event in self.model.socket_opened()
-                   for a in model_turns.receive(self, event, now)]
+        actions = model_turns.apply(self, self.model.socket_opened(), now)
         conduct.refresh_timers(self, now)
         return actions
 
@@ -296,8 +295,7 @@ class CallSession:
             return []
         self.state = CallState.ENDED
         self.end_reason = self.end_reason or reason
-        actions = [a for event in self.model.finish(now)  # usage not yet reported
-                   for a in model_turns.receive(self, event, now)]
+        actions = model_turns.apply(self, self.model.finish(now), now)  # usage not yet reported
         actions += self.speech.end(now)
         self.tools_running.clear()
         if self.link.live:
@@ -317,7 +315,7 @@ class CallSession:
             self.speech.paced_until = None
             return []
         assert self.stream_sid is not None  # STREAMING implies start was received
-        return self.speech.pump(now, self.stream_sid, conduct.dead_air(self))
+        return self.speech.pump(now, self.stream_sid, self._dead_air)
 
     def finish_played(self, now: float) -> list[Action]:
         turns, quiet = self.speech.finish_played(now)
@@ -334,7 +332,7 @@ class CallSession:
     def receive_realtime(self, text: str | bytes, now: float) -> list[Action]:
         """One server event from the model's socket (any API: the protocol object behind
         `model` reads it). Malformed events are counted and dropped."""
-        if self.ended:
+        if self.state is CallState.ENDED:
             return []
         self.link.heard_at = now
         try:
@@ -344,10 +342,11 @@ class CallSession:
             return sampled(MalformedModel, self.stats.malformed_realtime, exc)
         if not inputs:
             return []
-        if len(inputs) == 1:  # nearly every event: one input
-            actions = model_turns.receive(self, inputs[0], now)
+        if len(inputs) == 1:  # nearly every event: one input, no list to build
+            event = inputs[0]
+            actions = model_turns.HANDLERS[type(event)](self, event, now)
         else:
-            actions = [a for event in inputs for a in model_turns.receive(self, event, now)]
+            actions = model_turns.apply(self, inputs, now)
         conduct.refresh_timers(self, now)
         return actions
 

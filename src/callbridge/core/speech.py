@@ -9,6 +9,7 @@ at barge-in goes out through the model seam (`model.ModelProtocol.cut`). No I/O.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -102,9 +103,9 @@ class AgentSpeech:
 
     # ------------------------------------------------------------------ out to Twilio
 
-    def pump(self, now: float, sid: str, dead_air: bool) -> list[Action]:
-        """Release agent audio to Twilio while it holds less than the lead; `dead_air` says
-        the caller would otherwise hear nothing (the comfort sound plays then)."""
+    def pump(self, now: float, sid: str, dead_air: Callable[[], bool]) -> list[Action]:
+        """Release agent audio to Twilio while it holds less than the lead; `dead_air()` says
+        whether the caller would otherwise hear nothing (the comfort sound plays then)."""
         self.paced_until = None
         if self.comfort and not self.outbound:
             self._top_up_comfort(dead_air)
@@ -134,8 +135,8 @@ class AgentSpeech:
             self._stats.chunks_out += 1
         return actions
 
-    def _top_up_comfort(self, dead_air: bool) -> None:
-        if not dead_air or self.outbound or self.playback.others_pending(COMFORT_ITEM):
+    def _top_up_comfort(self, dead_air: Callable[[], bool]) -> None:
+        if self.outbound or self.playback.others_pending(COMFORT_ITEM) or not dead_air():
             return
         loop, size = self.comfort, self._chunk_bytes
         start = self._comfort_at % len(loop)

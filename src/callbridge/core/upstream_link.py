@@ -145,17 +145,17 @@ class UpstreamLink(Machine[Link]):
     def reconnecting(self) -> bool:
         """A lost session is being replaced: the caller would hear dead air."""
         return (self.opening is Opening.RECONNECT
-                and self._state in (Link.OPENING, Link.CONFIGURING))
+                and self.state in (Link.OPENING, Link.CONFIGURING))
 
     @property
     def live(self) -> bool:
-        return self._state in _LIVE
+        return self.state in _LIVE
 
     # ------------------------------------------------------------------ caller audio
 
     def caller_frame(self, payload: str, timestamp: int) -> bool:
         """A caller frame: True when it goes to the ready session now, False when it waits."""
-        if self._state is not Link.READY:
+        if self.state is not Link.READY:
             self.backlog.append(payload)
             return False
         if self.origin_ms is None:
