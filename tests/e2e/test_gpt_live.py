@@ -139,7 +139,7 @@ async def test_a_one_second_twilio_stall_is_filled_with_silence() -> None:
                 await asyncio.sleep(0.5)
                 await caller.hang_up()
         [session] = h.fake.sessions
-        assert session.input_missing_ms < 150  # no stall reached the model
+        assert session.input_missing_ms < 300  # the stall never reached the model (1 s held)
         bridge = h.bridge_of(caller)
         await asyncio.wait_for(bridge.finished.wait(), 7.0)
         assert bridge.session.model.input.silence_sent_ms >= 700
