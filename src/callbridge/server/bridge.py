@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from callbridge.capture.recorder import new_session, save_capture
 from callbridge.config import Settings
 from callbridge.core.actions import (
     Action,
@@ -40,7 +41,6 @@ from callbridge.core.actions import (
 )
 from callbridge.core.agent import AgentProfile
 from callbridge.core.pricing import response_cost
-from callbridge.core.session import CallSession
 from callbridge.core.states import CallState, UpstreamState
 from callbridge.errors import UpstreamError
 from callbridge.logs import get_logger
@@ -93,7 +93,7 @@ class Bridge:
         self.cost_usd = 0.0
         directory = settings.directory
         agent = profile or directory.for_number(self.info.to_number)
-        self.session = CallSession(call_sid, agent, settings.timing,
+        self.session = new_session(settings, call_sid, agent,
                                    agents=directory.handoff_targets(agent),
                                    awaiting_answer=awaiting_answer)
         self._tools = directory.tools
@@ -192,6 +192,7 @@ class Bridge:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._finish_with(save_capture(self.session))
         if self._closers:
             await asyncio.wait(self._closers, timeout=10.0)
         if not self.finished.is_set():
