@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import re
-import sys
 import tempfile
 import tomllib
 from collections.abc import AsyncIterator, Mapping
@@ -38,7 +37,7 @@ from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_openai_http import ChatReply, FakeOpenAIHTTP
 from callbridge.testing.fake_realtime import Reply, ToolCall
 from callbridge.testing.speech import speak
-from callbridge.testing.stack import AgentStack, agent_stack
+from callbridge.testing.stack import AgentStack, agent_stack, importable
 
 REPLY_TIMEOUT_S = 15.0  # the agent's first audio after the caller spoke
 QUIET_S = 0.8  # this long without agent audio ends its turn
@@ -92,9 +91,7 @@ def _agent_file(scenario: Scenario, env: Mapping[str, str],
             raise ConfigError(f"scenario {scenario.path}: names agent {scenario.agent!r} but "
                               "there is no agent file (agent_file: or CALLBRIDGE_AGENT_FILE)")
         return None
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    importable(path)
     if scenario.agent is None:
         return str(path)
     directory = load_settings({"CALLBRIDGE_AGENT_FILE": str(path)}, serving=False).directory

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,14 @@ class AgentStack:
         await asyncio.wait_for(bridge.finished.wait(), timeout)
 
 
+def importable(agent_file: str | Path) -> None:
+    """Put the agent file's folder on `sys.path`, so its `tools_module` imports the way it does
+    when `callbridge serve` runs next to it."""
+    folder = str(Path(agent_file).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
 @contextlib.asynccontextmanager
 async def agent_stack(
     *,
@@ -109,6 +118,7 @@ async def agent_stack(
             "CALLBRIDGE_RECORDINGS_DIR": str(workdir / "recordings"),
         })
         if agent_file is not None:
+            importable(agent_file)
             values["CALLBRIDGE_AGENT_FILE"] = str(agent_file)
         settings = load_settings(values)
         assert settings.database_url is not None
