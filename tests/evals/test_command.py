@@ -123,3 +123,51 @@ async def test_with_a_key_the_model_judge_and_simulated_caller_are_the_configure
 
     [skipped] = await evaluate([path], 1, {})
     assert skipped.skipped == "a judge or simulated caller needs OPENAI_API_KEY"
+
+
+AGENTS = """
+default_agent = "front"
+[agents.front]
+greeting = "Front desk."
+[agents.night]
+greeting = "Night line, how can I help?"
+dtmf_pause_s = 0.5
+"""
+
+NIGHT = """
+name: the night line
+agent: night
+agent_file: agents.toml
+turns:
+  - wav: question.wav
+  - silence_s: 3
+  - press: "42#"
+  - hang_up: true
+replies:
+  - say: Yes, I'm here.
+  - say: Extension forty-two, connecting.
+expect:
+  - transcript_contains: {text: Night line, role: agent}
+  - transcript_lacks: {text: Front desk, role: agent}
+  - transcript_contains: {text: forty-two, role: agent}
+  - ended_by_agent: false
+  - max_silence_s: 2.5
+"""
+
+
+async def test_a_named_agent_answers_a_recording_a_pause_keys_and_a_hang_up(
+        tmp_path: Path) -> None:
+    """agent: picks the non-default agent; the WAV is heard, the caller's own silence is not
+    counted as dead air, the keypad digits reach the model, and the caller hangs up."""
+    from callbridge.audio.wav import write_wav_ulaw_as_pcm16
+    from callbridge.testing.speech import speak
+
+    (tmp_path / "agents.toml").write_text(AGENTS)
+    write_wav_ulaw_as_pcm16(tmp_path / "question.wav", speak("Is anyone there tonight?"))
+    path = tmp_path / "night.yaml"
+    path.write_text(NIGHT)
+    [result] = await evaluate([path], 1, {})
+    [run] = result.runs
+    assert run.failures == [], run.failures
+    assert run.observed.end_reason == "caller hung up"
+    assert run.observed.longest_silence_s < 2.5

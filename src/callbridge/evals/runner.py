@@ -181,10 +181,11 @@ async def _play(caller: FakeTwilioCaller, turn: Turn, next_interrupts: float | N
         quiet.append((started, caller.now()))
         return True
     if turn.kind == "press":
+        pressed = caller.now()  # the reply may begin right after the terminator
         for digit in turn.text:
             await caller.send_dtmf(digit)
             await asyncio.sleep(0.15)
-        await _agent_turn(caller, caller.now(), interrupt_after=next_interrupts)
+        await _agent_turn(caller, pressed, interrupt_after=next_interrupts)
         return True
     audio = (await asyncio.to_thread(read_wav_ulaw, turn.wav) if turn.wav is not None
              else await asyncio.to_thread(speak, turn.text))
