@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.hot_path import CALL_SID, STREAM_SID, cpu_model, serialize_all
+from benchmarks.hot_path import CALL_SID, STREAM_SID, best_us, cpu_model, serialize_all
 from callbridge.capture.recorder import CapturedSession, CaptureLimits
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import CallSession, Timing
@@ -63,17 +63,6 @@ def media_in(captured: bool, folder: Path) -> Callable[[], None]:
     def step() -> None:
         serialize_all(session.receive_twilio(frame, 1.0))  # type: ignore[arg-type]
     return step
-
-
-def best_us(make: Callable[[], Callable[[], None]], count: int = 20000, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        step = make()
-        start = time.perf_counter()
-        for _ in range(count):
-            step()
-        best = min(best, (time.perf_counter() - start) / count * 1e6)
-    return best
 
 
 def one_minute(folder: Path) -> CapturedSession:

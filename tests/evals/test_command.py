@@ -171,3 +171,30 @@ async def test_a_named_agent_answers_a_recording_a_pause_keys_and_a_hang_up(
     assert run.failures == [], run.failures
     assert run.observed.end_reason == "caller hung up"
     assert run.observed.longest_silence_s < 2.5
+
+
+HUNG_UP = f"""
+name: the agent hangs up before the script ends
+agent_file: {CLINIC / "agent.toml"}
+turns:
+  - say: That's all, goodbye.
+  - say: Oh wait, one more thing.
+  - press: "1"
+replies:
+  - tool: end_call
+    arguments: {{reason: the caller said goodbye}}
+  - say: Goodbye!
+expect:
+  - ended_by_agent: true
+  - transcript_lacks: {{text: one more thing, role: caller}}
+"""
+
+
+async def test_turns_left_when_the_agent_hangs_up_are_not_played(tmp_path: Path) -> None:
+    """The script stops where the call ended; that is judged, not an error."""
+    path = tmp_path / "hung_up.yaml"
+    path.write_text(HUNG_UP)
+    [result] = await evaluate([path], 1, {})
+    [run] = result.runs
+    assert run.failures == [], run.failures
+    assert run.observed.end_reason == "agent ended the call: the caller said goodbye"

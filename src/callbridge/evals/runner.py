@@ -33,6 +33,7 @@ from callbridge.errors import ConfigError
 from callbridge.evals.expectations import Observed, ToolUse
 from callbridge.evals.scenario import Scenario, ScriptedReply, Turn
 from callbridge.evals.text_model import TextModel, TextModelError
+from callbridge.testing.caller_config import CallerError, CallState, NotStreaming
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_openai_http import ChatReply, FakeOpenAIHTTP
 from callbridge.testing.fake_realtime import Reply, ToolCall
@@ -127,8 +128,12 @@ async def _place_call(scenario: Scenario, running: AgentStack, profile: AgentPro
     quiet: list[tuple[float, float]] = []  # the script's own silences: not the agent's fault
     async with running.caller() as caller:
         seen.call_sid = caller.call_sid
-        await caller.dial()
-        await caller.connect()
+        try:
+            await caller.dial()
+            await caller.connect()
+        except CallerError as exc:
+            seen.problems.append(f"the call could not be placed: {exc}")
+            return seen
         try:
             if profile.greeting:
                 await _agent_turn(caller, 0.0, interrupt_after=_first_interrupt(scenario))
@@ -144,6 +149,8 @@ async def _place_call(scenario: Scenario, running: AgentStack, profile: AgentPro
                     await caller.wait_closed(timeout=AGENT_HANG_UP_GRACE_S)
         except TimeoutError as exc:
             seen.problems.append(f"the call stalled: {exc or 'timed out'}")
+        except NotStreaming:
+            pass  # the call ended under the script (the agent hung up): the expectations judge
         await caller.hang_up()
     with contextlib.suppress(TimeoutError):
         await running.call_finished(caller.call_sid)
@@ -164,7 +171,7 @@ def _first_interrupt(scenario: Scenario) -> float | None:
 
 
 def _streaming(caller: FakeTwilioCaller) -> bool:
-    return caller.closed_by_server_at is None and caller.state.value == "streaming"
+    return caller.closed_by_server_at is None and caller.state is CallState.STREAMING
 
 
 async def _play(caller: FakeTwilioCaller, turn: Turn, next_interrupts: float | None,
