@@ -1,5 +1,7 @@
 """The `callbridge` command: `serve` runs the server, `simulate` places a simulated call;
-`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs.
+`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs; `eval` (in
+`callbridge.evals`) runs an agent's scenario tests; `replay` (in `callbridge.capture`) replays a
+captured call through the core.
 
 Owns argument parsing, logging set-up and turning configuration errors into one line on stderr
 and exit status 2 — never a traceback.
@@ -37,6 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from callbridge import cli_analytics
 
             return cli_analytics.run(args)
+        if args.command == "eval":
+            from callbridge.evals import command as eval_command
+
+            return eval_command.run(args, sys.stdout)
+        if args.command == "replay":
+            from callbridge.capture import replay
+
+            return replay.run(args, sys.stdout, sys.stderr)
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
         return 2
@@ -72,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     from callbridge import cli_analytics
 
     cli_analytics.add_commands(commands)
+    from callbridge.evals import command as eval_command
+
+    eval_command.add_command(commands)
+    from callbridge.capture import replay
+
+    replay.add_command(commands)
     db = commands.add_parser("db", help="manage the call record's database schema")
     db.add_argument("action", choices=["upgrade", "current"],
                     help="upgrade: apply pending migrations; current: show the schema revision")

@@ -68,6 +68,10 @@ class Settings:
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
     analysis_url: str = DEFAULT_ANALYSIS_URL  # a Chat Completions base URL
     job_attempts: int = 5  # a post-call job is dead after this many failed attempts
+    # capture of whole calls for `callbridge replay` (callbridge.capture); "" is off
+    capture_dir: str = ""
+    capture_max_bytes: int = 64 * 1024 * 1024  # per call; a longer call's capture is cut
+    capture_max_age_days: int = 7  # older captures are deleted when a new one is written
 
     @property
     def agent(self) -> AgentProfile:
@@ -142,6 +146,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         analysis_url=_url(env, "CALLBRIDGE_ANALYSIS_URL", DEFAULT_ANALYSIS_URL,
                           ("http", "https")),
         job_attempts=_int(env, "CALLBRIDGE_JOB_ATTEMPTS", 5, 1, 100),
+        capture_dir=env.get("CALLBRIDGE_CAPTURE_DIR", ""),
+        capture_max_bytes=_int(env, "CALLBRIDGE_CAPTURE_MAX_MB", 64, 1, 4096) * 1024 * 1024,
+        capture_max_age_days=_int(env, "CALLBRIDGE_CAPTURE_MAX_AGE_DAYS", 7, 1, 3650),
         apology=(env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology")
                  or _table(file_values.get("agent")).get("apology") or DEFAULT_APOLOGY),
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from callbridge.capture.recorder import new_session, save_capture
 from callbridge.config import Settings
 from callbridge.core.actions import (
     Action,
@@ -49,7 +50,6 @@ from callbridge.core.reports import (
     UpstreamGaveUp,
     UpstreamLost,
 )
-from callbridge.core.session import CallSession
 from callbridge.errors import UpstreamError
 from callbridge.logs import get_logger
 from callbridge.server.media_socket import lane_of
@@ -100,7 +100,7 @@ class Bridge:
         self.info = info or CallInfo()
         directory = settings.directory
         agent = profile or directory.for_number(self.info.to_number)
-        self.session = CallSession(call_sid, agent, settings.timing,
+        self.session = new_session(settings, call_sid, agent,
                                    agents=directory.handoff_targets(agent),
                                    awaiting_answer=awaiting_answer)
         self._tools = directory.tools
@@ -199,6 +199,7 @@ class Bridge:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._finish_with(save_capture(self.session))
         if self._closers:
             await asyncio.wait(self._closers, timeout=10.0)
         if not self.finished.is_set():
