@@ -283,7 +283,7 @@ class LiveSession:
         if self.resource is None:
             await self._before_start(event)
         elif self._closing and event["type"] != "session.input_audio.append":
-            await self._reject("session_closing", "The session is closing.", event)
+            await self._error("session_closing", "The session is closing.", event)
         else:
             await self._handlers[event["type"]](event)
 
