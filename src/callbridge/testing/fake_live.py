@@ -13,7 +13,8 @@ independent implementation of the wire protocol: it imports nothing from `callbr
         assert [u.transcript for u in server.spoken] == [...]
 
 Per-session behaviour lives in `fake_live_session`, the voice in `fake_live_speech`, the caller's
-input in `fake_live_audio`, delegation rules in `fake_live_delegation`, shapes in `fake_live_wire`.
+input in `fake_live_audio`, delegation rules in `fake_live_delegation`, backend responses in
+`fake_live_backend`, shapes in `fake_live_wire`.
 """
 
 from __future__ import annotations
