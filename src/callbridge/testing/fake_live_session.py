@@ -6,8 +6,7 @@ failure is a recorded violation answered with a non-fatal `error` event), the ca
 (clock, gaps, mute, VAD, barge-in), the model's turns (scripted, echo, greeting on commentary),
 delegation in both modes, usage, `session.close` and expiry. The voice lives in
 `fake_live_speech`, the backend's rules in `fake_live_delegation` and its responses in
-`fake_live_backend`. It never crashes on bad input:
-every problem becomes an `error` event.
+`fake_live_backend`. It never crashes on bad input: every problem becomes an `error` event.
 """
 
 from __future__ import annotations
