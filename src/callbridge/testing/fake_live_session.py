@@ -102,6 +102,7 @@ class LiveSession:
         self._closing = self._aborted = self._hung_up = False
         self._started_at = 0.0
         self._transcript_index = 0
+        self._backchannelled_turn: float | None = None
         self._context_appends = 0  # commentary/thinking so far: they cancel pending fillers
         self._handlers: dict[str, Callable[[JsonDict], Coroutine[Any, Any, None]]] = {
             "session.start": self._on_second_start,
@@ -403,10 +404,22 @@ class LiveSession:
         turns = self.input.receive(data, time.monotonic())
         self._clock_moved.set()
         await self._release_acks()
-        if self._voice.speaking and self.input.speaking_ms >= self.config.barge_in_ms:
+        current = self._voice.current
+        talking = self._voice.speaking and current is not None and current.why != "backchannel"
+        if talking and self.input.speaking_ms >= self.config.barge_in_ms:
             self._voice.stop()
+        self._maybe_backchannel()
         for turn in turns:
             await self._caller_turn(turn)
+
+    def _maybe_backchannel(self) -> None:
+        """Once per long caller turn, while the model is quiet, a short "Mhm." over the caller."""
+        after, turn = self.config.backchannel_after_ms, self.input.turn_start_ms
+        if after is None or turn is None or turn == self._backchannelled_turn:
+            return
+        if self.input.speaking_ms >= after and not self._voice.busy:
+            self._backchannelled_turn = turn
+            self._say("Mhm.", "backchannel")
 
     async def _on_mute(self, event: JsonDict) -> None:
         muted = event["type"] == "session.input_audio.mute"
