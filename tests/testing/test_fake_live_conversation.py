@@ -297,3 +297,21 @@ async def test_the_reaction_time_delays_speech_without_holding_up_the_input() ->
         assert said.start_ms is not None
         assert said.start_ms >= asked + 500
         assert server.sessions[0].input_gaps == []
+
+
+async def test_the_model_backchannels_once_in_a_long_caller_turn_when_asked_to() -> None:
+    """With `backchannel_after_ms`, "Mhm." comes while the caller still talks, is not cut by
+    the caller's speech, and the reply follows the turn."""
+    async with FakeLiveServer([LiveReply("Got it.")], speed=SPEED,
+                              backchannel_after_ms=800) as server:
+        async with live_session(server) as client:
+            client.microphone(SPEED)
+            client.say(speechlike(2.5, seed=11))
+            await spoken_after(server, 2)
+        turn = client.of("session.input_transcript.delta")[0]
+        mhm, reply = server.spoken
+        assert (mhm.why, mhm.transcript, mhm.interrupted) == ("backchannel", "Mhm.", False)
+        assert mhm.start_ms is not None
+        assert turn["start_ms"] + 800 <= mhm.start_ms < turn["end_ms"]
+        assert reply.transcript == "Got it."
+        assert len(client.of("session.input_transcript.delta")) == 1

@@ -212,3 +212,18 @@ def test_importing_the_fake_imports_neither_the_core_nor_the_server() -> None:
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True,
                                        capture_output=True, text=True).stdout)
     assert not [m for m in loaded if m.startswith(("callbridge.core", "callbridge.server"))]
+
+
+async def test_bad_audio_binary_frames_and_bad_json_get_non_fatal_errors() -> None:
+    """Audio that is not base64, a binary frame or broken JSON: an error each, session goes on."""
+    async with FakeLiveServer() as server:
+        async with live_session(server) as client:
+            await client.send({"type": "session.input_audio.append", "audio": "not base64!"})
+            await client.ws.send(b"\x00\x01")
+            await client.ws.send("{nope")
+            await client.next("error", count=3)
+            await client.send({"type": "session.input_audio.mute"})
+            await client.next("session.input_audio.muted")
+        codes = [e["error"]["code"] for e in client.of("error")]
+        assert codes == ["invalid_value", "invalid_value", "invalid_json"]
+        assert len(server.violations) == 3

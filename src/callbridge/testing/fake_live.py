@@ -13,7 +13,8 @@ independent implementation of the wire protocol: it imports nothing from `callbr
         assert [u.transcript for u in server.spoken] == [...]
 
 Per-session behaviour lives in `fake_live_session`, the voice in `fake_live_speech`, the caller's
-input in `fake_live_audio`, delegation rules in `fake_live_delegation`, shapes in `fake_live_wire`.
+input in `fake_live_audio`, delegation rules in `fake_live_delegation`, backend responses in
+`fake_live_backend`, shapes in `fake_live_wire`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class FakeLiveServer(Served):
     replaces what the model says for its first commentary. Pacing: `speed` (1.0 = real time),
     `delta_ms` per audio delta, `reaction_ms` before the model speaks. Caller input:
     `vad_threshold_dbfs`, `vad_start_ms`, `silence_duration_ms` (end of a caller turn),
-    `barge_in_ms` (caller speech that stops the model), `input_lead_ms` (how far output may run
+    `barge_in_ms` (caller speech that stops the model), `backchannel_after_ms` (the model says
+    "Mhm." once in a caller turn that long; None: never), `input_lead_ms` (how far output may run
     ahead of the input clock), `gap_tolerance_ms`, `user_transcripts`. Session: `usage_interval_s`,
     `expires_in_s` (both `expires_at` and the server-side expiry), `close_drain_ms`. `strict`
     validates the fake's own events.
@@ -74,6 +76,7 @@ class FakeLiveServer(Served):
         vad_start_ms: float = 60.0,
         silence_duration_ms: float = 500.0,
         barge_in_ms: float = 300.0,
+        backchannel_after_ms: float | None = None,
         input_lead_ms: float = 500.0,
         gap_tolerance_ms: float = 60.0,
         user_transcripts: Sequence[str] | None = None,
@@ -95,6 +98,7 @@ class FakeLiveServer(Served):
             vad_start_ms=vad_start_ms,
             silence_duration_ms=silence_duration_ms,
             barge_in_ms=barge_in_ms,
+            backchannel_after_ms=backchannel_after_ms,
             input_lead_ms=input_lead_ms,
             gap_tolerance_ms=gap_tolerance_ms,
             user_transcripts=tuple(user_transcripts) if user_transcripts is not None else None,

@@ -67,6 +67,11 @@ class CallerInput:
         return sum(gap.missing_ms for gap in self.gaps)
 
     @property
+    def turn_start_ms(self) -> float | None:
+        """Where the current caller turn began on the clock (None when the caller is quiet)."""
+        return self._speech_start
+
+    @property
     def in_turn(self) -> bool:
         return self._speech_start is not None
 

@@ -63,6 +63,7 @@ class FakeLiveConfig:
     vad_start_ms: float = 60.0
     silence_duration_ms: float = 500.0
     barge_in_ms: float = 300.0
+    backchannel_after_ms: float | None = None
     input_lead_ms: float = 500.0
     gap_tolerance_ms: float = 60.0
     user_transcripts: tuple[str, ...] | None = None

@@ -5,8 +5,8 @@ is an error and the socket closes), strict validation of each event against the 
 failure is a recorded violation answered with a non-fatal `error` event), the caller's input
 (clock, gaps, mute, VAD, barge-in), the model's turns (scripted, echo, greeting on commentary),
 delegation in both modes, usage, `session.close` and expiry. The voice lives in
-`fake_live_speech`, the backend's rules in `fake_live_delegation`. It never crashes on bad input:
-every problem becomes an `error` event.
+`fake_live_speech`, the backend's rules in `fake_live_delegation` and its responses in
+`fake_live_backend`. It never crashes on bad input: every problem becomes an `error` event.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from callbridge.audio.g711 import pcm16_to_ulaw
 from callbridge.testing import fake_live_wire as wire
 from callbridge.testing.fake_live_audio import CallerInput, CallerTurn, InputGap
+from callbridge.testing.fake_live_backend import BackendResponse
 from callbridge.testing.fake_live_config import Dropped, FakeLiveConfig, LiveRecorder, LiveReply
 from callbridge.testing.fake_live_delegation import Delegation, Delegations, Refused
 from callbridge.testing.fake_live_speech import Utterance, Voice
@@ -101,6 +102,7 @@ class LiveSession:
         self._closing = self._aborted = self._hung_up = False
         self._started_at = 0.0
         self._transcript_index = 0
+        self._backchannelled_turn: float | None = None
         self._context_appends = 0  # commentary/thinking so far: they cancel pending fillers
         self._handlers: dict[str, Callable[[JsonDict], Coroutine[Any, Any, None]]] = {
             "session.start": self._on_second_start,
@@ -283,7 +285,7 @@ class LiveSession:
         if self.resource is None:
             await self._before_start(event)
         elif self._closing and event["type"] != "session.input_audio.append":
-            await self._reject("session_closing", "The session is closing.", event)
+            await self._error("session_closing", "The session is closing.", event)
         else:
             await self._handlers[event["type"]](event)
 
@@ -402,10 +404,22 @@ class LiveSession:
         turns = self.input.receive(data, time.monotonic())
         self._clock_moved.set()
         await self._release_acks()
-        if self._voice.speaking and self.input.speaking_ms >= self.config.barge_in_ms:
+        current = self._voice.current
+        talking = self._voice.speaking and current is not None and current.why != "backchannel"
+        if talking and self.input.speaking_ms >= self.config.barge_in_ms:
             self._voice.stop()
+        self._maybe_backchannel()
         for turn in turns:
             await self._caller_turn(turn)
+
+    def _maybe_backchannel(self) -> None:
+        """Once per long caller turn, while the model is quiet, a short "Mhm." over the caller."""
+        after, turn = self.config.backchannel_after_ms, self.input.turn_start_ms
+        if after is None or turn is None or turn == self._backchannelled_turn:
+            return
+        if self.input.speaking_ms >= after and not self._voice.busy:
+            self._backchannelled_turn = turn
+            self._say("Mhm.", "backchannel")
 
     async def _on_mute(self, event: JsonDict) -> None:
         muted = event["type"] == "session.input_audio.mute"
@@ -567,7 +581,8 @@ class LiveSession:
         delegation = Delegation(wire.new_id("del"), "responses", reply, int(self.clock_ms))
         response_id = wire.new_id("resp")
         await self._announce(delegation, response_id)
-        backend = _Backend(self, self._delegations, delegation.id, response_id)
+        backend = BackendResponse(self.emit, self._delegations, delegation.id, response_id,
+                                  model=self._backend_model())
         await backend.start()
         await backend.item(wire.reasoning_item())
         for call in reply.tool_calls:
@@ -585,6 +600,10 @@ class LiveSession:
         await backend.complete()
         if not reply.tool_calls:
             self._say(reply.text, "backend", reply.audio)
+
+    def _backend_model(self) -> str:
+        assert self.resource is not None
+        return str((self.resource["delegation"].get("responses") or {}).get("model", "gpt-5.6"))
 
     async def _on_item_create(self, event: JsonDict) -> None:
         if self.delegation_mode != "responses":
@@ -621,56 +640,11 @@ class LiveSession:
     async def _continue(self, delegation: Delegation) -> None:
         outputs = "; ".join(delegation.outputs[call_id] for call_id in delegation.calls)
         text = delegation.reply.text.replace("{outputs}", outputs)
-        backend = _Backend(self, self._delegations, delegation.id, wire.new_id("resp"))
+        backend = BackendResponse(self.emit, self._delegations, delegation.id, wire.new_id("resp"),
+                                  model=self._backend_model())
         await backend.start()
         await asyncio.sleep(_BACKEND_LATENCY_S / self.config.speed)
         await backend.item(wire.message_item(text))
         await backend.complete()
         self._say(text, "backend")
 
-
-class _Backend:
-    """One backend response, streamed inside `response.event` wrappers."""
-
-    def __init__(self, session: LiveSession, delegations: Delegations, delegation_id: str,
-                 response_id: str) -> None:
-        self._session, self._delegation_id, self.id = session, delegation_id, response_id
-        self._running = delegations.running
-        self._sequence = 0
-        self._output_index = 0
-        self._created_at = int(time.time())
-        assert session.resource is not None
-        responses = session.resource["delegation"].get("responses") or {}
-        self._model = str(responses.get("model", "gpt-5.6-terra"))
-
-    async def _send(self, event: JsonDict) -> None:
-        inner = {**event, "sequence_number": self._sequence}
-        self._sequence += 1
-        await self._session.emit({"type": "response.event", "delegation_id": self._delegation_id,
-                                  "event": inner})
-
-    def _snapshot(self, status: str, **fields: Any) -> JsonDict:
-        return wire.backend_response(self.id, model=self._model, status=status,
-                                     created_at=self._created_at, **fields)
-
-    async def start(self) -> None:
-        self._running.add(self.id)
-        await self._send({"type": "response.created", "response": self._snapshot("in_progress")})
-
-    async def item(self, item: JsonDict) -> None:
-        await self._send({"type": "response.output_item.done", "output_index": self._output_index,
-                          "item": item})
-        self._output_index += 1
-
-    async def complete(self) -> None:
-        usage = wire.backend_usage(input_tokens=400, output_tokens=20 * self._output_index,
-                                   reasoning_tokens=16)
-        self._running.discard(self.id)
-        await self._send({"type": "response.completed",
-                          "response": self._snapshot("completed", usage=usage)})
-
-    async def fail(self) -> None:
-        error = {"code": "server_error", "message": "The backend response failed."}
-        self._running.discard(self.id)
-        await self._send({"type": "response.failed",
-                          "response": self._snapshot("failed", error=error)})

@@ -23,6 +23,7 @@ from callbridge.testing.fake_live_wire import JsonDict
 from callbridge.testing.speech import speak
 
 _SPEAK_LOCK = threading.Lock()
+_OVER_THE_CALLER = frozenset({"fixture", "backchannel"})  # said without waiting for quiet
 
 
 def _speak_once(text: str) -> bytes:
@@ -36,7 +37,8 @@ class Utterance:
 
     `why`: "greeting", "reply", "echo", "filler", "commentary" (a client delegation's answer),
     "backend" (a Responses delegation's answer), "apology" (after a backend failure) or
-    "fixture" (a clip the client played with `session.output_audio.fixture.play`).
+    "fixture" (a clip the client played with `session.output_audio.fixture.play`) or
+    "backchannel" (a short acknowledgement said while the caller talks).
     `start_ms`/`end_ms` are on the session clock; `audio`/`transcript` are what was sent,
     `audio_planned` all it would have said.
     """
@@ -99,6 +101,11 @@ class Voice:
         self._wake.set()
 
     @property
+    def busy(self) -> bool:
+        """Something is being said or waits to be said."""
+        return self.current is not None or bool(self._pending)
+
+    @property
     def speaking(self) -> bool:
         return self.current is not None and self.current.start_ms is not None
 
@@ -136,7 +143,7 @@ class Voice:
             audio = utterance.audio_planned = await asyncio.to_thread(_speak_once, utterance.text)
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, utterance.not_before - loop.time()))
-        if utterance.why != "fixture":
+        if utterance.why not in _OVER_THE_CALLER:
             await host.caller_quiet()
         step = max(1, round(config.delta_ms * 8))
         chunks = [audio[start : start + step] for start in range(0, len(audio), step)]
