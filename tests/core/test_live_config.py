@@ -7,7 +7,7 @@ import json
 from callbridge.core import live_config as lc
 from callbridge.core import live_events as live
 from callbridge.core.agent import AgentProfile
-from callbridge.testing.openai_validation import validate_live_client_event
+from callbridge.testing.live_validation import validate_live_client_event
 
 BOOK = {"type": "function", "name": "book_table", "description": "Book a table.",
         "parameters": {"type": "object", "properties": {

@@ -11,7 +11,8 @@ from pydantic import Field, TypeAdapter
 
 from callbridge.core import live_events as live
 from callbridge.errors import LiveProtocolError
-from callbridge.testing.openai_validation import ClientEventInvalid, validate_live_client_event
+from callbridge.testing.live_validation import validate_live_client_event
+from callbridge.testing.openai_validation import ClientEventInvalid
 
 SESSION = {
     "model": "gpt-live-1.1",

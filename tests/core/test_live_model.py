@@ -22,7 +22,7 @@ from callbridge.core.model_choice import model_for
 from callbridge.core.realtime_model import RealtimeModel
 from callbridge.core.reports import ReplyUsage, TurnLatency
 from callbridge.core.session import CallSession
-from callbridge.testing.openai_validation import validate_live_client_event
+from callbridge.testing.live_validation import validate_live_client_event
 from tests.core.drive import CALL_SID, mark_frame, media_frame, start_frame
 
 TOOL = {"type": "function", "name": "check_order", "description": "Look up an order.",

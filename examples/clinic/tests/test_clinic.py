@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from clinic_tools import book_appointment
 
+from callbridge.evals.pytest_plugin import RunScenario
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply, ToolCall
 from callbridge.testing.fake_twilio_rest import FakeTwilioRest
-from callbridge.evals.pytest_plugin import RunScenario
 from callbridge.testing.stack import AgentStack
 
 SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))

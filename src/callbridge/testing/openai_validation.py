@@ -1,8 +1,7 @@
-"""Strict validation of OpenAI Realtime (GA) and GPT-Live events against the `openai` SDK's types.
+"""Strict validation of OpenAI Realtime (GA) events against the `openai` SDK's own types.
 
-Owns the checks used by the test kit: `validate_client_event` for everything a Realtime client
-sends and `validate_live_client_event` for everything a GPT-Live client sends (the SDK's TypedDict
-params, with unknown keys forbidden and no type coercion, as the live servers refuse them) and
+Owns two checks used by the test kit: `validate_client_event` for everything a client sends (the
+SDK's TypedDict params, with unknown keys forbidden and no type coercion) and
 `validate_server_event` for everything a server emits (the SDK's pydantic models behind a real
 `type` discriminator, plus a recursive check for undeclared fields). Both raise one documented
 error, a `ValueError` subclass whose message names the first problem only.
@@ -53,20 +52,8 @@ def validate_client_event(payload: Mapping[str, Any]) -> dict[str, Any]:
     Raises `ClientEventInvalid` for an unknown `type`, an unknown key anywhere, a missing required
     field or a wrongly typed value (no coercion: `audio_end_ms: 10.5` or `"12"` is rejected).
     """
-    return _validate_client(_client_adapters(), payload)
-
-
-def validate_live_client_event(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate one GPT-Live client event (`openai.types.live`), as strictly as
-    `validate_client_event`; `delegation_id`, a required key whose value may be null, must be
-    present on the context appends."""
-    return _validate_client(_live_client_adapters(), payload)
-
-
-def _validate_client(adapters: Mapping[str, TypeAdapter[Any]],
-                     payload: Mapping[str, Any]) -> dict[str, Any]:
     event_type = payload.get("type")
-    adapter = adapters.get(str(event_type))
+    adapter = _client_adapters().get(str(event_type))
     if adapter is None:
         raise ClientEventInvalid(f"unknown client event type {event_type!r}", param="type")
     try:
@@ -108,7 +95,6 @@ def preload() -> None:
     Call it off the event loop (`await asyncio.to_thread(preload)`) before timing-sensitive work.
     """
     _client_adapters()
-    _live_client_adapters()
     _server_adapter()
 
 
@@ -129,14 +115,6 @@ def _client_adapters() -> dict[str, TypeAdapter[Any]]:
         list[ResponseCreateEventWithReferencesParam], config=_STRICT
     )
     return adapters
-
-
-@functools.cache
-def _live_client_adapters() -> dict[str, TypeAdapter[Any]]:
-    from openai.types.live import ClientEventParam
-
-    return {_type_literal(td): TypeAdapter(cast(Any, list.__class_getitem__(td)), config=_STRICT)
-            for td in typing.get_args(ClientEventParam)}
 
 
 @functools.cache
