@@ -1,0 +1,126 @@
+"""The console's defences over real sockets: no session, no console; no CSRF token, no state
+change; the cookie's flags; the console is off without an API token."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.console.kit import API_TOKEN, console_server, csrf_in, signed_in
+from tests.e2e.harness import harness
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ["/console/calls", "/console/calls/CA123", "/console/live", "/console/live/CA123"]
+POSTS = ["/console/sign-out", "/console/live/CA123/hangup", "/console/live/CA123/transfer",
+         "/console/live/CA123/say"]
+STREAMS = ["/console/live/CA123/events"]
+
+
+def client_for(url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, trust_env=False, follow_redirects=False)
+
+
+async def test_every_console_route_refuses_a_browser_without_a_session(tmp_path: Path) -> None:
+    """Pages redirect to sign-in; posts get 403; the event stream 401; a forged cookie is
+    no better than none."""
+    async with console_server(tmp_path) as h:
+        for cookies in ({}, {"callbridge_console": "4102444800.abc.deadbeef"}):
+            async with client_for(h.server.url) as client:
+                client.cookies.update(cookies)
+                home = await client.get("/console")
+                assert (home.status_code, home.headers["location"]) == (303,
+                                                                        "/console/sign-in")
+                for path in PAGES:
+                    response = await client.get(path)
+                    assert response.status_code == 303, path
+                    assert response.headers["location"] == "/console/sign-in", path
+                for path in POSTS:
+                    response = await client.post(path, data={"csrf": "x"})
+                    assert response.status_code == 403, path
+                for path in STREAMS:
+                    assert (await client.get(path)).status_code == 401, path
+
+
+async def test_sign_in_sets_a_strict_http_only_cookie_secure_over_https(tmp_path: Path) -> None:
+    """HttpOnly, SameSite=Strict, path /console; Secure when the request came over HTTPS."""
+    async with console_server(tmp_path) as h:
+        async with client_for(h.server.url) as client:
+            plain = await signed_in(client)
+        async with client_for(h.server.url) as client:
+            client.headers["X-Forwarded-Proto"] = "https"  # uvicorn trusts loopback proxies
+            form = await client.get("/console/sign-in")
+            # a Secure cookie is not sent back over plain HTTP, so hand it over as a browser
+            # on HTTPS would
+            pre = form.headers["set-cookie"].split(";")[0]
+            assert "secure" in form.headers["set-cookie"].lower()
+            secure = await client.post("/console/sign-in", headers={"Cookie": pre},
+                                       data={"csrf": csrf_in(form.text), "token": API_TOKEN})
+    assert plain.status_code == 303
+    assert plain.headers["location"] == "/console/calls"
+    cookie = next(v for v in plain.headers.get_list("set-cookie")
+                  if v.startswith("callbridge_console="))
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/console"} <= flags
+    assert "secure" not in flags
+    secure_cookie = next(v for v in secure.headers.get_list("set-cookie")
+                         if v.startswith("callbridge_console="))
+    assert "secure" in {p.strip().lower() for p in secure_cookie.split(";")[1:]}
+
+
+async def test_a_wrong_token_or_missing_csrf_token_does_not_sign_in(tmp_path: Path) -> None:
+    """A wrong token shows the form again (401) without a session; no CSRF token is a 403."""
+    async with console_server(tmp_path) as h:
+        async with client_for(h.server.url) as client:
+            wrong = await signed_in(client, token="not-the-token")
+            assert wrong.status_code == 401
+            assert "callbridge_console=" not in " ".join(wrong.headers.get_list("set-cookie"))
+            assert (await client.get("/console/calls")).status_code == 303
+        async with client_for(h.server.url) as client:
+            bare = await client.post("/console/sign-in", data={"token": API_TOKEN})
+            assert bare.status_code == 403
+            assert (await client.get("/console/calls")).status_code == 303
+
+
+async def test_forms_refuse_a_missing_or_wrong_csrf_token(tmp_path: Path) -> None:
+    """Signed in, a post without the session's CSRF token, or with another's, changes nothing."""
+    async with console_server(tmp_path) as h:
+        async with client_for(h.server.url) as other:
+            await signed_in(other)
+            others_token = csrf_in((await other.get("/console/calls")).text)
+        async with client_for(h.server.url) as client:
+            await signed_in(client)
+            mine = csrf_in((await client.get("/console/calls")).text)
+            for data in ({}, {"csrf": ""}, {"csrf": "0" * 64}, {"csrf": others_token}):
+                response = await client.post("/console/sign-out", data=data)
+                assert response.status_code == 403, data
+            assert (await client.get("/console/calls")).status_code == 200, "still signed in"
+            out = await client.post("/console/sign-out", data={"csrf": mine})
+            assert (out.status_code, out.headers["location"]) == (303, "/console/sign-in")
+            replayed = await client.get("/console/calls")
+    assert replayed.status_code == 303, "a signed-out session is refused even if replayed"
+
+
+async def test_console_pages_carry_a_strict_content_security_policy(tmp_path: Path) -> None:
+    """Own-origin scripts only, no framing, no sniffing, no caching."""
+    async with console_server(tmp_path) as h:
+        async with client_for(h.server.url) as client:
+            await signed_in(client)
+            response = await client.get("/console/calls")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert not re.search(r"unsafe-(inline|eval)", policy)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_the_console_is_off_without_an_api_token() -> None:
+    """No CALLBRIDGE_API_TOKEN: /console does not exist."""
+    async with harness() as h:
+        async with client_for(h.server.url) as client:
+            assert (await client.get("/console")).status_code == 404
+            assert (await client.get("/console/sign-in")).status_code == 404
