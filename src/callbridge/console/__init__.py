@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from callbridge.console import live_pages, pages, signin
+from callbridge.console import live_pages, ops_pages, pages, signin
 from callbridge.console.auth import ConsoleAuth
 from callbridge.console.live import LiveCalls
 from callbridge.console.web import HERE, Console, action, page
@@ -39,5 +39,9 @@ def routes(server: CallbridgeServer) -> list[BaseRoute]:
         Route("/console/live/{call_sid}/events", live_pages.events(console), methods=["GET"]),
         Route("/console/live/{call_sid}/{command}", action(console, live_pages.command),
               methods=["POST"]),
+        Route("/console/overview", page(console, ops_pages.overview), methods=["GET"]),
+        Route("/console/agents", page(console, ops_pages.agents), methods=["GET"]),
+        Route("/console/jobs", page(console, ops_pages.jobs), methods=["GET"]),
+        Route("/console/jobs/retry", action(console, ops_pages.retry), methods=["POST"]),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
