@@ -3,11 +3,13 @@ change; the cookie's flags; the console is off without an API token."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from tests.console.kit import API_TOKEN, console_server, csrf_in, signed_in
 from tests.e2e.harness import harness
@@ -124,3 +126,33 @@ async def test_the_console_is_off_without_an_api_token() -> None:
         async with client_for(h.server.url) as client:
             assert (await client.get("/console")).status_code == 404
             assert (await client.get("/console/sign-in")).status_code == 404
+
+
+async def test_the_softphone_socket_needs_a_session_and_a_same_origin_page(
+        tmp_path: Path) -> None:
+    """Refused before accept (HTTP 403) without a session, with a forged cookie or from another
+    origin; accepted from a signed-in page of this host."""
+    async with console_server(tmp_path) as h:
+        async with client_for(h.server.url) as client:
+            await signed_in(client)
+            cookie = f"callbridge_console={client.cookies['callbridge_console']}"
+        host = h.server.url.removeprefix("http://")
+        url = f"ws://{host}/console/softphone/socket"
+        refusals = [
+            {"Origin": f"http://{host}"},
+            {"Origin": f"http://{host}", "Cookie": "callbridge_console=4102444800.a.b"},
+            {"Origin": "https://evil.example", "Cookie": cookie},
+            {"Cookie": cookie},
+        ]
+        for headers in refusals:
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(url, additional_headers=headers,
+                                              origin=None):
+                    pass
+            assert refused.value.response.status_code == 403, headers
+        async with websockets.connect(url, additional_headers={"Cookie": cookie},
+                                      origin=websockets.Origin(f"http://{host}")) as ws:
+            first = json.loads(await ws.recv())
+            await ws.send(json.dumps({"event": "stop", "stop": {}}))
+    assert first["event"] == "softphone"
+    assert first["callSid"].startswith("BR")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from callbridge.console import live_pages, ops_pages, pages, signin
+from callbridge.console import live_pages, ops_pages, pages, signin, softphone
 from callbridge.console.auth import ConsoleAuth
 from callbridge.console.live import LiveCalls
 from callbridge.console.web import HERE, Console, action, page
@@ -43,5 +43,7 @@ def routes(server: CallbridgeServer) -> list[BaseRoute]:
         Route("/console/agents", page(console, ops_pages.agents), methods=["GET"]),
         Route("/console/jobs", page(console, ops_pages.jobs), methods=["GET"]),
         Route("/console/jobs/retry", action(console, ops_pages.retry), methods=["POST"]),
+        Route("/console/softphone", page(console, softphone.softphone_page), methods=["GET"]),
+        WebSocketRoute("/console/softphone/socket", softphone.socket(console)),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
