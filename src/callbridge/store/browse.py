@@ -2,18 +2,20 @@
 
 Owns the statements the JSON API does not need: filters on agent, direction, a date range and
 words in the transcript, and per-day aggregates over a bounded range. The call page itself uses
-`CallStore.get_call`, as the API does. Aggregation happens in Python over the range's rows, so the
-same code runs on SQLite and PostgreSQL.
+`CallStore.get_call`, as the API does. On PostgreSQL the overview is aggregated in SQL (UTC days,
+`percentile_disc`); on SQLite, the small embedded case, in Python over the range's rows — the
+same figures either way.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, or_, select, text
 
 from callbridge.store import schema
 from callbridge.store.repository import CallStore
@@ -50,21 +52,23 @@ class Day:
     reconnects: int = 0
     apologies: int = 0
     latencies: list[int] = field(default_factory=list)
+    fixed: tuple[int | None, int | None] | None = None  # (p50, p95) computed by the database
 
     @property
     def p50_ms(self) -> int | None:
-        return percentile(self.latencies, 0.5)
+        return self.fixed[0] if self.fixed is not None else percentile(self.latencies, 0.5)
 
     @property
     def p95_ms(self) -> int | None:
-        return percentile(self.latencies, 0.95)
+        return self.fixed[1] if self.fixed is not None else percentile(self.latencies, 0.95)
 
 
 def percentile(values: list[int], q: float) -> int | None:
+    """The smallest value with at least `q` of the values at or below it (`percentile_disc`)."""
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def _like(word: str) -> str:
@@ -119,6 +123,9 @@ async def overview(store: CallStore, first: date, last: date) -> list[Day]:
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
     days = {first + timedelta(days=i): Day(first + timedelta(days=i))
             for i in range((last - first).days + 1)}
+    if store.engine.dialect.name == "postgresql":
+        await _overview_in_sql(store, days, start, end)
+        return list(days.values())
     calls, events = schema.calls, schema.call_events
     async with store.engine.connect() as connection:
         rows = await connection.execute(
@@ -146,6 +153,41 @@ async def overview(store: CallStore, first: date, last: date) -> list[Day]:
                 name = COUNTED_EVENTS[kind]
                 setattr(day, name, getattr(day, name) + 1)
     return list(days.values())
+
+
+_PG_CALLS = text("""
+    SELECT (created_at AT TIME ZONE 'UTC')::date, count(*), coalesce(sum(duration_s), 0),
+           coalesce(sum(cost_usd), 0)
+    FROM calls WHERE created_at >= :start AND created_at < :end GROUP BY 1""")
+_PG_COUNTS = text("""
+    SELECT (at AT TIME ZONE 'UTC')::date, kind, count(*) FROM call_events
+    WHERE kind IN ('barge_in', 'upstream_restored', 'upstream_gave_up')
+      AND at >= :start AND at < :end GROUP BY 1, 2""")
+_PG_LATENCY = text("""
+    SELECT day, percentile_disc(0.5) WITHIN GROUP (ORDER BY ms),
+           percentile_disc(0.95) WITHIN GROUP (ORDER BY ms)
+    FROM (SELECT (at AT TIME ZONE 'UTC')::date AS day,
+                 CASE WHEN json_typeof(detail -> 'ms') = 'number'
+                      THEN (detail ->> 'ms')::float END AS ms
+          FROM call_events WHERE kind = 'turn_latency' AND at >= :start AND at < :end) AS t
+    GROUP BY day""")
+
+
+async def _overview_in_sql(store: CallStore, days: dict[date, Day], start: datetime,
+                           end: datetime) -> None:
+    bounds = {"start": start, "end": end}
+    async with store.engine.connect() as connection:
+        for day, calls, seconds, cost in await connection.execute(_PG_CALLS, bounds):
+            if day in days:
+                days[day].calls, days[day].minutes = int(calls), float(seconds) / 60
+                days[day].cost_usd = float(cost)
+        for day, kind, count in await connection.execute(_PG_COUNTS, bounds):
+            if day in days:
+                setattr(days[day], COUNTED_EVENTS[kind], int(count))
+        for day, p50, p95 in await connection.execute(_PG_LATENCY, bounds):
+            if day in days:
+                days[day].fixed = (None if p50 is None else int(p50),
+                                   None if p95 is None else int(p95))
 
 
 def group_days(days: list[Day]) -> dict[str, list[Any]]:

@@ -91,6 +91,8 @@ call_events = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("call_sid", "seq", name="uq_call_events_seq"),
 )
+Index("ix_call_events_kind_at", call_events.c.kind, call_events.c.at)  # 0004: the overview
+# 0004 also gives turns.text a trigram GIN index on PostgreSQL (words in the console's list).
 
 usage = Table(
     "usage", metadata,
