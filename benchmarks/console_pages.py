@@ -171,6 +171,39 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+async def run(postgres: str, calls: int, turns_per_call: int,
+              repeat: int) -> tuple[float, ServerClock, dict[str, list[float]]]:
+    """Fill a fresh database, measure, drop it; returns the load time and the timings."""
+    import asyncpg
+
+    name = f"callbridge_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(f"{postgres}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = f"{postgres}/{name}"
+    try:
+        await upgrade_async(url)
+        started = time.perf_counter()
+        await fill(url, calls, turns_per_call)
+        filled = time.perf_counter() - started
+        clock, wall = await measure(url, calls, repeat)
+    finally:
+        admin = await asyncpg.connect(f"{postgres}/postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return filled, clock, wall
+
+
+def table(clock: ServerClock, wall: dict[str, list[float]]) -> list[str]:
+    lines = [f"{'request':34} {'server p50':>10} {'p95':>7} {'max':>7} {'wall p50':>9}  budget"]
+    for label, times in clock.times.items():
+        p95 = pct(times, 0.95)
+        lines.append(f"{label:34} {statistics.median(times):10.1f} {p95:7.1f} "
+                     f"{max(times):7.1f} {statistics.median(wall[label]):9.1f}  "
+                     f"{'ok' if p95 < BUDGET_MS else 'OVER'}")
+    return lines
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
@@ -178,34 +211,14 @@ async def main() -> None:
     parser.add_argument("--turns-per-call", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    import asyncpg
-
-    name = f"callbridge_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(f"{args.postgres}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = f"{args.postgres}/{name}"
-    try:
-        await upgrade_async(url)
-        started = time.perf_counter()
-        await fill(url, args.calls, args.turns_per_call)
-        filled = time.perf_counter() - started
-        clock, wall = await measure(url, args.calls, args.repeat)
-    finally:
-        admin = await asyncpg.connect(f"{args.postgres}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    filled, clock, wall = await run(args.postgres, args.calls, args.turns_per_call, args.repeat)
     print(f"machine: {platform.processor() or platform.machine()}, Python "
           f"{platform.python_version()}, PostgreSQL at {args.postgres} (local)")
     print(f"record: {args.calls:,} calls, {args.calls * args.turns_per_call:,} turns, "
           f"{args.calls * 10:,} events, {args.calls * 4:,} usage rows (loaded in {filled:.1f} s)")
     print(f"{args.repeat} requests each; server time = inside the ASGI app, to the last byte; "
           f"budget {BUDGET_MS:.0f} ms")
-    print(f"{'request':34} {'server p50':>10} {'p95':>7} {'max':>7} {'wall p50':>9}  budget")
-    for label, times in clock.times.items():
-        p95 = pct(times, 0.95)
-        print(f"{label:34} {statistics.median(times):10.1f} {p95:7.1f} {max(times):7.1f} "
-              f"{statistics.median(wall[label]):9.1f}  {'ok' if p95 < BUDGET_MS else 'OVER'}")
+    print("\n".join(table(clock, wall)))
 
 
 if __name__ == "__main__":
