@@ -72,8 +72,11 @@ def chromium() -> str:
 
 
 @contextlib.asynccontextmanager
-async def browser_page(extra_args: tuple[str, ...] = ()) -> AsyncIterator[Any]:
-    """A fresh page in the system Chromium (headless)."""
+async def browser_page(extra_args: tuple[str, ...] = (), *,
+                       bypass_csp: bool = False) -> AsyncIterator[Any]:
+    """A fresh page in the system Chromium (headless), under the console's
+    Content-Security-Policy unless `bypass_csp` (wait_for_function then needs arrow functions,
+    which Playwright calls rather than evaluates)."""
     from playwright.async_api import async_playwright
 
     executable = chromium()
@@ -82,10 +85,8 @@ async def browser_page(extra_args: tuple[str, ...] = ()) -> AsyncIterator[Any]:
             executable_path=executable, headless=True,
             args=["--autoplay-policy=no-user-gesture-required", *extra_args])
         try:
-            # bypass_csp lets Playwright poll with its own script; the pages' escaping is what
-            # the XSS tests prove, with the CSP header checked on its own.
             context = await browser.new_context(viewport={"width": 1100, "height": 800},
-                                                bypass_csp=True)
+                                                bypass_csp=bypass_csp)
             page = await context.new_page()
             page.set_default_timeout(10_000)
             yield page

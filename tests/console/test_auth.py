@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callbridge.console.auth import SESSION_SECONDS, ConsoleAuth
+from callbridge.console.auth import FAILURE_WINDOW_S, MAX_FAILURES, SESSION_SECONDS, ConsoleAuth
 
 
 def test_a_session_cookie_reads_back_until_it_expires() -> None:
@@ -60,3 +60,15 @@ def test_the_token_or_the_password_signs_in_and_nothing_else() -> None:
     assert auth.credentials_ok("hunter2")
     assert not any(auth.credentials_ok(x) for x in ("", "toke", "token ", "hunter"))
     assert not ConsoleAuth("token").credentials_ok("")
+
+
+def test_an_address_that_keeps_failing_waits_a_minute() -> None:
+    """After MAX_FAILURES failures in the window the address may not try; others may; the
+    window passing lets it try again."""
+    auth = ConsoleAuth("token")
+    for attempt in range(MAX_FAILURES):
+        assert auth.may_try("10.0.0.1", now=100.0 + attempt)
+        auth.failed("10.0.0.1", now=100.0 + attempt)
+    assert not auth.may_try("10.0.0.1", now=100.0 + MAX_FAILURES)
+    assert auth.may_try("10.0.0.2", now=100.0 + MAX_FAILURES)
+    assert auth.may_try("10.0.0.1", now=100.0 + MAX_FAILURES + FAILURE_WINDOW_S)

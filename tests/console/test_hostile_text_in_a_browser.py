@@ -31,13 +31,13 @@ async def test_markup_from_the_caller_the_model_and_analysis_never_runs(tmp_path
                               user_transcripts=[f"Hello {IMG}"]) as h:
         async with await connected_call(h) as caller:
             await caller.wait_for_agent_audio(timeout=5.0)
-            async with browser_page() as page:
+            async with browser_page(bypass_csp=True) as page:
                 await sign_in_browser(page, h.server.url)
                 await page.goto(f"{h.server.url}/console/live/{caller.call_sid}")
                 await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
                 await caller.say(speechlike(1.0, seed=5))
                 await page.wait_for_function(
-                    "document.querySelectorAll('#live-transcript .turn').length >= 3",
+                    "() => document.querySelectorAll('#live-transcript .turn').length >= 3",
                     timeout=15_000)
                 live_texts = await page.locator("#live-transcript .text").all_inner_texts()
                 live_pwned = await page.evaluate("window.__pwned")

@@ -56,10 +56,10 @@ async def test_a_signed_in_browser_finds_a_call_reads_it_and_plays_what_the_call
                 "When do you open on Saturday?")
             assert await turns.nth(2).locator(".text").inner_text() == "We open at nine."
             await page.wait_for_function(
-                "document.getElementById('recording').duration > 1", timeout=10_000)
+                "() => document.getElementById('recording').duration > 1", timeout=10_000)
             duration = await page.evaluate("document.getElementById('recording').duration")
             await turns.nth(2).click()
-            await page.wait_for_function("!document.getElementById('recording').paused")
+            await page.wait_for_function("() => !document.getElementById('recording').paused")
             position = await page.evaluate("document.getElementById('recording').currentTime")
             await screenshot(page, tmp_path, "call")
     assert 1.0 < duration < 60.0, "the as-heard recording's length, as the browser read it"
@@ -78,13 +78,14 @@ async def test_a_live_call_grows_on_screen_and_is_hung_up_from_the_console(
             async with browser_page() as page:
                 await sign_in_browser(page, h.server.url)
                 await page.goto(f"{h.server.url}/console/live")
+                await screenshot(page, tmp_path, "live-calls")
                 await page.click(f"a[href='/console/live/{caller.call_sid}']")
                 await page.wait_for_selector("#live-transcript .turn.agent")  # the greeting
                 assert await page.locator("#live-transcript .turn").count() == 1
                 await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
                 await caller.say(speechlike(1.0, seed=4))
                 await page.wait_for_function(
-                    "document.querySelectorAll('#live-transcript .turn').length >= 3",
+                    "() => document.querySelectorAll('#live-transcript .turn').length >= 3",
                     timeout=15_000)
                 texts = await page.locator("#live-transcript .turn .text").all_inner_texts()
                 await screenshot(page, tmp_path, "live")

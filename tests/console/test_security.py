@@ -10,16 +10,34 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
 
 from tests.console.kit import API_TOKEN, console_server, csrf_in, signed_in
 from tests.e2e.harness import harness
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ["/console/calls", "/console/calls/CA123", "/console/live", "/console/live/CA123"]
-POSTS = ["/console/sign-out", "/console/live/CA123/hangup", "/console/live/CA123/transfer",
-         "/console/live/CA123/say"]
-STREAMS = ["/console/live/CA123/events"]
+OPEN = {"/console", "/console/sign-in", "/console/static"}  # the way in, and public assets
+STREAMS = {"/console/live/CA123/events"}
+PARAMS = {"call_sid": "CA123", "command": "hangup"}
+
+
+def console_routes(app: Starlette) -> tuple[list[str], list[str], list[str]]:
+    """Every console route of the app itself, by kind: pages (GET), posts, sockets."""
+    pages, posts, sockets = [], [], []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if not path.startswith("/console") or path in OPEN:
+            continue
+        concrete = path.format(**PARAMS)
+        if isinstance(route, WebSocketRoute):
+            sockets.append(concrete)
+        elif isinstance(route, Route) and "POST" in (route.methods or set()):
+            posts.append(concrete)
+        elif concrete not in STREAMS:
+            pages.append(concrete)
+    return pages, posts, sockets
 
 
 def client_for(url: str) -> httpx.AsyncClient:
@@ -28,19 +46,24 @@ def client_for(url: str) -> httpx.AsyncClient:
 
 async def test_every_console_route_refuses_a_browser_without_a_session(tmp_path: Path) -> None:
     """Pages redirect to sign-in; posts get 403; the event stream 401; a forged cookie is
-    no better than none."""
+    no better than none. The routes come from the app's own table, so a new one is covered."""
     async with console_server(tmp_path) as h:
+        pages, posts, sockets = console_routes(h.server.app)
+        assert {"/console/overview", "/console/agents", "/console/jobs",
+                "/console/softphone"} <= set(pages)
+        assert "/console/jobs/retry" in posts
+        assert sockets == ["/console/softphone/socket"]  # refused in its own test below
         for cookies in ({}, {"callbridge_console": "4102444800.abc.deadbeef"}):
             async with client_for(h.server.url) as client:
                 client.cookies.update(cookies)
                 home = await client.get("/console")
                 assert (home.status_code, home.headers["location"]) == (303,
                                                                         "/console/sign-in")
-                for path in PAGES:
+                for path in pages:
                     response = await client.get(path)
                     assert response.status_code == 303, path
                     assert response.headers["location"] == "/console/sign-in", path
-                for path in POSTS:
+                for path in posts:
                     response = await client.post(path, data={"csrf": "x"})
                     assert response.status_code == 403, path
                 for path in STREAMS:
@@ -85,6 +108,17 @@ async def test_a_wrong_token_or_missing_csrf_token_does_not_sign_in(tmp_path: Pa
             bare = await client.post("/console/sign-in", data={"token": API_TOKEN})
             assert bare.status_code == 403
             assert (await client.get("/console/calls")).status_code == 303
+
+
+async def test_repeated_wrong_tokens_make_the_address_wait(tmp_path: Path) -> None:
+    """Ten wrong tokens in a minute: even the right one is refused (429) for now."""
+    async with console_server(tmp_path) as h:
+        async with client_for(h.server.url) as client:
+            for _ in range(10):
+                assert (await signed_in(client, token="guess")).status_code == 401
+            blocked = await signed_in(client)
+    assert blocked.status_code == 429
+    assert "callbridge_console=" not in " ".join(blocked.headers.get_list("set-cookie"))
 
 
 async def test_forms_refuse_a_missing_or_wrong_csrf_token(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Owns the console's only secret material. A session is a cookie holding `expiry.n
 (HMAC-SHA256 under a key derived from the API token), sent HttpOnly, SameSite=Strict, and Secure
 whenever the request came over HTTPS. Every state-changing request carries a CSRF token bound to
 its session's nonce; the sign-in form carries one bound to a short-lived pre-session cookie.
-Signing out forgets the nonce in this process and clears the cookie. Nothing here touches I/O.
+Signing out forgets the nonce in this process and clears the cookie. Failed sign-ins are
+counted per client address: after `MAX_FAILURES` in `FAILURE_WINDOW_S` that address waits.
+Nothing here touches I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass
 
 COOKIE = "callbridge_console"
@@ -20,6 +23,9 @@ PRE_COOKIE = "callbridge_console_signin"
 SESSION_SECONDS = 12 * 3600
 PRE_SESSION_SECONDS = 600
 MAX_REVOKED = 10_000
+MAX_FAILURES = 10
+FAILURE_WINDOW_S = 60.0
+MAX_TRACKED_CLIENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class ConsoleAuth:
         self._password = password
         self._key = hashlib.sha256(b"callbridge console sessions\n" + api_token.encode()).digest()
         self._revoked: dict[str, int] = {}
+        self._failures: dict[str, deque[float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -50,6 +57,24 @@ class ConsoleAuth:
         for expected in candidates:
             ok |= hmac.compare_digest(given.encode(), expected.encode())
         return ok
+
+    def may_try(self, client: str, now: float | None = None) -> bool:
+        """False while `client` has failed `MAX_FAILURES` times within `FAILURE_WINDOW_S`."""
+        now = time.time() if now is None else now
+        failures = self._failures.get(client)
+        if failures is None:
+            return True
+        while failures and failures[0] <= now - FAILURE_WINDOW_S:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+        return len(failures) < MAX_FAILURES
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        if len(self._failures) >= MAX_TRACKED_CLIENTS and client not in self._failures:
+            self._failures.clear()  # a flood of addresses: start counting afresh
+        self._failures.setdefault(client, deque(maxlen=MAX_FAILURES)).append(
+            time.time() if now is None else now)
 
     # ---------------------------------------------------------------- sessions
 

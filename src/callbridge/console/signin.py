@@ -3,7 +3,8 @@
 `GET /console/sign-in` shows a form whose `token` field takes the API token (or the console
 password); the form carries a CSRF token bound to a short-lived pre-session cookie. A good
 sign-in sets the session cookie and goes to the call list; a bad one shows the form again with
-a 401, and nothing says which part was wrong.
+a 401, and nothing says which part was wrong; ten failures in a minute from one address make
+it wait (429).
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def sign_in(console: Console) -> Handler:
                 request.cookies.get(PRE_COOKIE), csrf):
             return secured(PlainTextResponse("missing or wrong CSRF token; reload the sign-in "
                                              "page\n", status_code=403))
+        client = request.client.host if request.client is not None else ""
+        if not console.auth.may_try(client):
+            return _form(console, request, "Too many failed sign-ins; wait a minute.", 429)
         if not isinstance(token, str) or not console.auth.credentials_ok(token):
+            console.auth.failed(client)
             return _form(console, request, "That token or password is not right.", 401)
         cookie, _ = console.auth.issue()
         response = RedirectResponse(f"{PREFIX}/calls", status_code=303)
