@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from callbridge.testing.fake_realtime import Reply
+from callbridge.testing.speech import speechlike
 from tests.databases import fresh_database
 from tests.e2e.harness import Harness, harness
 
@@ -99,6 +100,18 @@ async def sign_in_browser(page: Any, base_url: str, token: str = API_TOKEN) -> N
     await page.fill("input[name=token]", token)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base_url}/console/calls")
+
+
+async def speak_and_watch_it_appear(page: Any, caller: Any, seed: int) -> list[str]:
+    """Once the agent is quiet the caller speaks; wait until the live page shows the caller's
+    turn and the agent's reply (three turns with the greeting); returns the turns' texts."""
+    await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
+    await caller.say(speechlike(1.0, seed=seed))
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#live-transcript .turn').length >= 3",
+        timeout=15_000)
+    texts: list[str] = await page.locator("#live-transcript .turn .text").all_inner_texts()
+    return texts
 
 
 async def screenshot(page: Any, tmp_path: Path, name: str) -> Path:

@@ -13,8 +13,14 @@ import pytest
 from callbridge.analytics.results import Analysis, Done, write_outcome
 from callbridge.store.records import EventRecorded, ToolRecorded
 from callbridge.testing.fake_realtime import Reply
-from callbridge.testing.speech import speechlike
-from tests.console.kit import browser_page, console_server, screenshot, settle, sign_in_browser
+from tests.console.kit import (
+    browser_page,
+    console_server,
+    screenshot,
+    settle,
+    sign_in_browser,
+    speak_and_watch_it_appear,
+)
 from tests.e2e.harness import connected_call
 
 pytestmark = pytest.mark.e2e
@@ -34,12 +40,7 @@ async def test_markup_from_the_caller_the_model_and_analysis_never_runs(tmp_path
             async with browser_page(bypass_csp=True) as page:
                 await sign_in_browser(page, h.server.url)
                 await page.goto(f"{h.server.url}/console/live/{caller.call_sid}")
-                await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-                await caller.say(speechlike(1.0, seed=5))
-                await page.wait_for_function(
-                    "() => document.querySelectorAll('#live-transcript .turn').length >= 3",
-                    timeout=15_000)
-                live_texts = await page.locator("#live-transcript .text").all_inner_texts()
+                live_texts = await speak_and_watch_it_appear(page, caller, seed=5)
                 live_pwned = await page.evaluate("window.__pwned")
                 await caller.hang_up()
                 await asyncio.wait_for(h.bridge_of(caller).finished.wait(), 5.0)

@@ -17,6 +17,7 @@ from tests.console.kit import (
     screenshot,
     settle,
     sign_in_browser,
+    speak_and_watch_it_appear,
 )
 from tests.e2e.harness import connected_call
 
@@ -82,12 +83,7 @@ async def test_a_live_call_grows_on_screen_and_is_hung_up_from_the_console(
                 await page.click(f"a[href='/console/live/{caller.call_sid}']")
                 await page.wait_for_selector("#live-transcript .turn.agent")  # the greeting
                 assert await page.locator("#live-transcript .turn").count() == 1
-                await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
-                await caller.say(speechlike(1.0, seed=4))
-                await page.wait_for_function(
-                    "() => document.querySelectorAll('#live-transcript .turn').length >= 3",
-                    timeout=15_000)
-                texts = await page.locator("#live-transcript .turn .text").all_inner_texts()
+                texts = await speak_and_watch_it_appear(page, caller, seed=4)
                 await screenshot(page, tmp_path, "live")
                 await page.uncheck("input[name=goodbye]")
                 await page.click("#hang-up")
