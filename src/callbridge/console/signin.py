@@ -10,7 +10,7 @@ it wait (429).
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from callbridge.console.auth import COOKIE, PRE_COOKIE, PRE_SESSION_SECONDS, SESSION_SECONDS
 from callbridge.console.web import (
@@ -59,8 +59,7 @@ def sign_in(console: Console) -> Handler:
         csrf, token = form.get("csrf"), form.get("token")
         if not isinstance(csrf, str) or not console.auth.sign_in_csrf_ok(
                 request.cookies.get(PRE_COOKIE), csrf):
-            return secured(PlainTextResponse("missing or wrong CSRF token; reload the sign-in "
-                                             "page\n", status_code=403))
+            return _form(console, request, "The form had expired; sign in again.", 403)
         client = request.client.host if request.client is not None else ""
         if not console.auth.may_try(client):
             return _form(console, request, "Too many failed sign-ins; wait a minute.", 429)
