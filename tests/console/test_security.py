@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from tests.console.kit import API_TOKEN, console_server, csrf_in, signed_in
+from tests.databases import BACKENDS
 from tests.e2e.harness import harness
 
 pytestmark = pytest.mark.e2e
@@ -190,3 +191,16 @@ async def test_the_softphone_socket_needs_a_session_and_a_same_origin_page(
             await ws.send(json.dumps({"event": "stop", "stop": {}}))
     assert first["event"] == "softphone"
     assert first["callSid"].startswith("BR")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_call_id_the_database_would_refuse_is_simply_not_found(
+        backend: str, tmp_path: Path) -> None:
+    """Too long, or holding NUL (which PostgreSQL refuses in text): 404, not a database error;
+    an unknown id is 404 as well."""
+    async with console_server(tmp_path, backend=backend) as h:
+        async with client_for(h.server.url) as client:
+            await signed_in(client)
+            statuses = [(await client.get(f"/console/calls/{sid}")).status_code
+                        for sid in ("CA" + "1" * 80, "CA%00x", "CAunknown")]
+    assert statuses == [404, 404, 404]

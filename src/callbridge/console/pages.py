@@ -20,6 +20,7 @@ from callbridge.store import browse
 
 PAGE_SIZE = 50
 MAX_FILTER = 200
+MAX_SID = 64  # calls.call_sid is String(64)
 
 
 def parse_filter(params: Any) -> browse.ConsoleFilter:
@@ -85,6 +86,9 @@ async def call_page(console: Console, visit: Visit) -> Response:
     if store is None:
         return render(visit, "message.html", 503, title="Call",
                       message="The call record is off (DATABASE_URL=none).")
+    if len(call_sid) > MAX_SID or "\x00" in call_sid:  # no such call; PostgreSQL refuses NUL
+        return render(visit, "message.html", 404, title="No such call",
+                      message="That is not a call id.")
     try:
         call = await store.get_call(call_sid)
     except SQLAlchemyError:
