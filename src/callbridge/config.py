@@ -55,6 +55,7 @@ class Settings:
     journal_path: str = "callbridge-journal.jsonl"
     instance_id: str = "callbridge"
     api_token: str = ""
+    console_password: str = ""  # signs in to the console instead of the API token
     caller_id: str = ""  # the From number of outbound calls
     token_secret: str = ""  # keys stream tokens; default: derived from TWILIO_AUTH_TOKEN
     fallback_url: str = ""  # where Twilio goes when this server does not answer
@@ -133,6 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         journal_path=env.get("CALLBRIDGE_JOURNAL") or "callbridge-journal.jsonl",
         instance_id=env.get("CALLBRIDGE_INSTANCE_ID") or socket.gethostname() or "callbridge",
         api_token=env.get("CALLBRIDGE_API_TOKEN", ""),
+        console_password=env.get("CALLBRIDGE_CONSOLE_PASSWORD", ""),
         caller_id=env.get("CALLBRIDGE_CALLER_ID", ""),
         token_secret=env.get("CALLBRIDGE_TOKEN_SECRET", ""),
         fallback_url=env.get("CALLBRIDGE_FALLBACK_URL", ""),

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from callbridge.store.database import create_engine
 from callbridge.store.migrate import alembic_config
-from callbridge.store.schema import metadata
+from callbridge.store.schema import include_object, metadata
 
 
 async def differences(url: str) -> list[Any]:
@@ -20,7 +20,8 @@ async def differences(url: str) -> list[Any]:
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={
+                    "include_object": include_object(sync.dialect.name)}), metadata))
     finally:
         await engine.dispose()
 

@@ -1,6 +1,7 @@
 """The ASGI application: routes, per-process state and its lifespan.
 
-Owns wiring: the Twilio-facing routes (`twilio_routes`), the JSON API (`api`), the health probes,
+Owns wiring: the Twilio-facing routes (`twilio_routes`), the JSON API (`api`), the console
+(`callbridge.server.console`), the health probes,
 and starting/stopping the call record's writer (and, with `--with-worker`, the post-call
 analytics worker) around them. On shutdown live calls are closed first, so their final records
 reach the writer before it drains.
@@ -25,6 +26,7 @@ from callbridge.core.signature import SignatureChecker
 from callbridge.core.tokens import StreamTokens, derive_secret
 from callbridge.server import api, twilio_routes
 from callbridge.server.admission import Admission
+from callbridge.server.console import routes as console_routes
 from callbridge.server.limits import BodySizeLimit
 from callbridge.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from callbridge.server.metrics import Metrics
@@ -157,6 +159,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> Starlette:
             Route("/healthz", server.healthz, methods=["GET"]),
             Route("/readyz", server.readyz, methods=["GET"]),
             Route("/metrics", server.metrics_page, methods=["GET"]),
+            *console_routes(server),
         ],
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,

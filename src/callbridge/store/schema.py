@@ -8,6 +8,8 @@ callback before the voice webhook's record), and each row stands on its CallSid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -91,6 +93,20 @@ call_events = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("call_sid", "seq", name="uq_call_events_seq"),
 )
+Index("ix_call_events_kind_at", call_events.c.kind, call_events.c.at)  # 0004: the overview
+# 0004: words in the console's call list, through a trigram index (PostgreSQL only)
+Index("ix_turns_text_trgm", turns.c.text, postgresql_using="gin",
+      postgresql_ops={"text": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+POSTGRESQL_ONLY = frozenset({"ix_turns_text_trgm"})
+
+
+def include_object(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object` for comparing a `dialect` database with these tables: the
+    PostgreSQL-only index is not expected anywhere else."""
+    def include(obj: object, name: str | None, type_: str, reflected: bool,
+                compare_to: object) -> bool:
+        return dialect == "postgresql" or type_ != "index" or name not in POSTGRESQL_ONLY
+    return include
 
 usage = Table(
     "usage", metadata,
