@@ -65,6 +65,7 @@ class Settings:
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
     analysis_url: str = DEFAULT_ANALYSIS_URL  # a Chat Completions base URL
     job_attempts: int = 5  # a post-call job is dead after this many failed attempts
+    sweep_seconds: float = 5.0  # how often an instance looks for dead instances' calls
 
     @property
     def agent(self) -> AgentProfile:
@@ -133,6 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         analysis_url=_url(env, "CALLBRIDGE_ANALYSIS_URL", DEFAULT_ANALYSIS_URL,
                           ("http", "https")),
         job_attempts=_int(env, "CALLBRIDGE_JOB_ATTEMPTS", 5, 1, 100),
+        sweep_seconds=float(_int(env, "CALLBRIDGE_SWEEP_S", 5, 1, 300)),
         apology=(env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology")
                  or _table(file_values.get("agent")).get("apology") or DEFAULT_APOLOGY),
     )

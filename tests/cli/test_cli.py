@@ -73,4 +73,4 @@ def test_serve_refuses_an_out_of_date_schema_and_db_upgrade_fixes_it(tmp_path: P
     assert upgraded.returncode == 0, upgraded.stderr
     current = run_cli("db", "current", env=env)
     assert current.returncode == 0
-    assert "at 0003, latest is 0003" in current.stdout
+    assert "at 0004, latest is 0004" in current.stdout
