@@ -1,5 +1,6 @@
 """The `callbridge` command: `serve` runs the server, `simulate` places a simulated call;
-`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs.
+`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs; `calls` (in
+`cli_calls`) lists and acts on live calls.
 
 Owns argument parsing, logging set-up and turning configuration errors into one line on stderr
 and exit status 2 — never a traceback.
@@ -38,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from callbridge import cli_analytics
 
             return cli_analytics.run(args)
+        if args.command == "calls":
+            from callbridge import cli_calls
+
+            return cli_calls.run(args)
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
         return 2
@@ -74,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     from callbridge import cli_analytics
 
     cli_analytics.add_commands(commands)
+    from callbridge import cli_calls
+
+    cli_calls.add_commands(commands)
     db = commands.add_parser("db", help="manage the call record's database schema")
     db.add_argument("action", choices=["upgrade", "current"],
                     help="upgrade: apply pending migrations; current: show the schema revision")
