@@ -52,6 +52,8 @@ calls = Table(
 )
 Index("ix_calls_created_at", calls.c.created_at)
 Index("ix_calls_status", calls.c.status)
+Index("ix_calls_open", calls.c.instance, postgresql_where=calls.c.ended_at.is_(None),
+      sqlite_where=calls.c.ended_at.is_(None))  # 0004: the liveness sweep's open calls
 
 turns = Table(
     "turns", metadata,

@@ -43,9 +43,14 @@ def upgrade() -> None:
     op.create_index("ix_stream_tokens_expires_at", "stream_tokens", ["expires_at"])
     with op.batch_alter_table("instances") as batch:
         batch.add_column(sa.Column("liveness", sa.String(16)))
+    # The liveness sweep reads the open calls every few seconds: only those, never the history.
+    op.create_index("ix_calls_open", "calls", ["instance"],
+                    postgresql_where=sa.text("ended_at IS NULL"),
+                    sqlite_where=sa.text("ended_at IS NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_calls_open", "calls")
     with op.batch_alter_table("instances") as batch:
         batch.drop_column("liveness")
     op.drop_index("ix_stream_tokens_expires_at", "stream_tokens")
