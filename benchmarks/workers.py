@@ -56,7 +56,8 @@ def _admin(sql: str) -> None:
     asyncio.run(run())
 
 
-def one_run(workers: int, steps: str, hold: float, out: Path) -> dict[str, Any]:
+def one_run(workers: int, steps: str, hold: float, out: Path,
+            quiet_wait: float) -> dict[str, Any]:
     name = f"callbridge_bench_{uuid.uuid4().hex[:10]}"
     _admin(f'CREATE DATABASE "{name}"')
     url = f"{PG}/{name}"
@@ -69,7 +70,8 @@ def one_run(workers: int, steps: str, hold: float, out: Path) -> dict[str, Any]:
             [sys.executable, "-m", "benchmarks.load", "--no-pin", "--target-url",
              f"http://127.0.0.1:{port}", "--target-name", stem, "--auth-token", token,
              "--echo-port", str(echo_port), "--steps", steps, "--hold", str(hold),
-             "--healthz-path", "/healthz", "--out", str(out), "--stem", stem],
+             "--healthz-path", "/healthz", "--out", str(out), "--stem", stem,
+             "--quiet-wait", str(quiet_wait)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         server = subprocess.Popen(
             [sys.executable, "-m", "callbridge", "--log-level", "warning", "serve", "--host",
@@ -80,7 +82,8 @@ def one_run(workers: int, steps: str, hold: float, out: Path) -> dict[str, Any]:
                  "DATABASE_URL": url, "CALLBRIDGE_CHUNK_MS": "20", "CALLBRIDGE_LEAD_MS": "5000",
                  "CALLBRIDGE_INSTANCE_ID": "bench", "CALLBRIDGE_JOURNAL": str(out / "j.jsonl")},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        harness.wait()
+        if harness.wait() not in (0, 1):  # 1: the ramp broke the budget, which is the point
+            raise RuntimeError(f"the load harness failed (status {harness.returncode})")
         harness_cpu = _children_cpu() - cpu0
         wall = time.monotonic() - began
         server.terminate()
@@ -103,11 +106,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default="50,100,150,200,250,300")
     parser.add_argument("--hold", type=float, default=4.0)
+    parser.add_argument("--quiet-wait", type=float, default=0.0,
+                        help="seconds each window may wait for the machine to quiet down "
+                             "(benchmarks.load; default 0: measure beside whatever runs)")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
-            rows.append(one_run(workers, args.steps, args.hold, Path(tmp)))
+            rows.append(one_run(workers, args.steps, args.hold, Path(tmp), args.quiet_wait))
     print(f"calls carried within the latency budget, {os.cpu_count()} cores, unpinned")
     print("| server | largest N that held | first N that broke | load generator CPU "
           "| server CPU |")
