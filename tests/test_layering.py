@@ -29,7 +29,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"server"}),
     frozenset({"testing"}),
     frozenset({"evals"}),
-    frozenset({"simulate", "cli_twilio", "cli_analytics"}),
+    frozenset({"simulate", "cli_twilio", "cli_analytics", "cli_calls"}),
     frozenset({"cli"}),
     frozenset({"__main__"}),
 )

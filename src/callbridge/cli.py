@@ -1,7 +1,7 @@
 """The `callbridge` command: `serve` runs the server, `simulate` places a simulated call;
-`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs; `eval` (in
-`callbridge.evals`) runs an agent's scenario tests; `replay` (in `callbridge.capture`) replays a
-captured call through the core.
+`worker` and `jobs` (in `cli_analytics`) run and inspect the post-call jobs; `calls` (in
+`cli_calls`) lists and acts on live calls; `eval` (in `callbridge.evals`) runs an agent's
+scenario tests; `replay` (in `callbridge.capture`) replays a captured call through the core.
 
 Owns argument parsing, logging set-up and turning configuration errors into one line on stderr
 and exit status 2 — never a traceback.
@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_level)
     try:
         if args.command == "serve":
-            return _serve(args.host, args.port, args.log_level, args.with_worker)
+            return _serve(args.host, args.port, args.log_level, args.with_worker,
+                          workers=args.workers, reuse_port=args.reuse_port)
         if args.command == "simulate":
             return _simulate(args.wav, args.out, args.model)
         if args.command == "db":
@@ -47,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from callbridge.capture import replay
 
             return replay.run(args, sys.stdout, sys.stderr)
+        if args.command == "calls":
+            from callbridge import cli_calls
+
+            return cli_calls.run(args)
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--with-worker", action="store_true",
                        help="also run the post-call analytics worker in this process (the only "
                             "way with SQLite)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port (default 1; more need PostgreSQL)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     simulate = commands.add_parser(
         "simulate", help="place a simulated call through the full Twilio path, locally"
     )
@@ -88,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     from callbridge.capture import replay
 
     replay.add_command(commands)
+    from callbridge import cli_calls
+
+    cli_calls.add_commands(commands)
     db = commands.add_parser("db", help="manage the call record's database schema")
     db.add_argument("action", choices=["upgrade", "current"],
                     help="upgrade: apply pending migrations; current: show the schema revision")
@@ -112,8 +123,8 @@ def _db(action: str) -> int:
     return 0 if current == head else 1
 
 
-def _serve(host: str, port: int, log_level: str, with_worker: bool = False) -> int:
-
+def _serve(host: str, port: int, log_level: str, with_worker: bool = False, *,
+           workers: int = 1, reuse_port: bool = False) -> int:
     from callbridge.config import load_settings
     from callbridge.server.app import create_app
     from callbridge.server.drain import DrainingServer
@@ -133,11 +144,35 @@ def _serve(host: str, port: int, log_level: str, with_worker: bool = False) -> i
         if settings.database_url is None:
             raise ConfigError("--with-worker needs the call record (DATABASE_URL is none)")
         check_settings(settings)
+    if workers != 1:
+        return _supervise(workers, host, port, log_level, with_worker, settings.database_url,
+                          settings.instance_id)
     app = create_app(settings, with_worker=with_worker)
     server = DrainingServer(uvicorn_config(app, host, port, log_level), app.state.callbridge,
                             settings.drain_seconds)
-    server.run()
-    return 0
+    if reuse_port:  # one of `--workers` processes (server.workers)
+        from callbridge.server.workers import reuse_port_socket
+
+        server.run(sockets=[reuse_port_socket(host, port)])
+    else:
+        server.run()
+    return 0 if server.started else 1
+
+
+def _supervise(workers: int, host: str, port: int, log_level: str, with_worker: bool,
+               database_url: str | None, instance_id: str) -> int:
+    from callbridge.server.workers import Supervisor
+
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"--workers {workers}: must be between 1 and 64")
+    if database_url is None or not database_url.startswith(("postgresql", "postgres")):
+        raise ConfigError("--workers needs PostgreSQL (DATABASE_URL=postgresql://...): each "
+                          "worker is an instance, and instances share calls through it")
+    try:
+        supervisor = Supervisor(workers, host, port, log_level, instance_id, with_worker)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return supervisor.run()
 
 
 def _simulate(wav: Path | None, out: Path, model: str | None = None) -> int:

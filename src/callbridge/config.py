@@ -73,6 +73,7 @@ class Settings:
     capture_dir: str = ""
     capture_max_bytes: int = 64 * 1024 * 1024  # per call; a longer call's capture is cut
     capture_max_age_days: int = 7  # older captures are deleted when a new one is written
+    sweep_seconds: float = 5.0  # how often an instance looks for dead instances' calls
 
     @property
     def agent(self) -> AgentProfile:
@@ -151,6 +152,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, serving: bool = True)
         capture_dir=env.get("CALLBRIDGE_CAPTURE_DIR", ""),
         capture_max_bytes=_int(env, "CALLBRIDGE_CAPTURE_MAX_MB", 64, 1, 4096) * 1024 * 1024,
         capture_max_age_days=_int(env, "CALLBRIDGE_CAPTURE_MAX_AGE_DAYS", 7, 1, 3650),
+        sweep_seconds=float(_int(env, "CALLBRIDGE_SWEEP_S", 5, 1, 300)),
         apology=(env.get("CALLBRIDGE_APOLOGY") or file_values.get("apology")
                  or _table(file_values.get("agent")).get("apology") or DEFAULT_APOLOGY),
     )

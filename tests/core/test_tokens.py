@@ -18,7 +18,8 @@ def issued(ttl: float = 30.0, now: float = 100.0, nonce: str = "n1") -> tuple[St
 def test_a_token_redeems_to_its_grant() -> None:
     """Redeeming for the right call and numbers returns the grant the webhook issued."""
     tokens, token = issued(ttl=30.0, now=100.0)
-    assert tokens.redeem(token, CALL_SID, FROM, TO, 101.0) == Grant(CALL_SID, FROM, TO, 130.0)
+    assert tokens.redeem(token, CALL_SID, FROM, TO, 101.0) == Grant(CALL_SID, FROM, TO, 130.0,
+                                                                    "n1")
 
 
 def test_another_instance_with_the_same_secret_accepts_it() -> None:

@@ -49,12 +49,15 @@ def load_all(path: Path) -> list[Any]:
 
 @cache
 def manifests() -> dict[str, dict[str, Any]]:
-    """The Kubernetes documents by kind (one of each)."""
+    """The Kubernetes documents by kind (one of each) — "Kind/name" for those not named
+    callbridge (the worker's Deployment)."""
     by_kind: dict[str, dict[str, Any]] = {}
     for path in sorted(K8S.glob("*.yaml")):
         for document in load_all(path):
-            assert document["kind"] not in by_kind, f"two {document['kind']} documents"
-            by_kind[document["kind"]] = document
+            name = document.get("metadata", {}).get("name", "callbridge")
+            key = document["kind"] if name == "callbridge" else f"{document['kind']}/{name}"
+            assert key not in by_kind, f"two {key} documents"
+            by_kind[key] = document
     return by_kind
 
 
@@ -418,3 +421,31 @@ def test_kustomize_builds_the_kubernetes_directory() -> None:
     kinds = {d["kind"] for d in yaml.safe_load_all(result.stdout) if d}
     assert kinds == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
                      "PodDisruptionBudget"}
+
+
+def test_the_worker_deployment_runs_the_post_call_worker_like_the_server_but_apart() -> None:
+    """`callbridge worker` with the server's configuration and hardening; no Service, PDB or
+    HPA selects its pods, and it needs no affinity."""
+    worker = manifests()["Deployment/callbridge-worker"]
+    spec = worker["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["args"][0] == "worker"
+    assert container["envFrom"] == server_container()["envFrom"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert worker["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    for kind in ("Service", "PodDisruptionBudget"):
+        selector = manifests()[kind]["spec"]["selector"]
+        selector = selector.get("matchLabels", selector)
+        assert not selector.items() <= labels.items(), f"the {kind} selects worker pods"
+    assert "ports" not in container
+
+
+def test_compose_runs_the_server_with_a_configurable_number_of_workers() -> None:
+    """`serve --workers ${CALLBRIDGE_WORKERS:-1}` beside the post-call worker service."""
+    services = compose()["services"]
+    command = services["callbridge"]["command"]
+    assert command[:1] == ["serve"]
+    assert command[command.index("--workers") + 1] == "${CALLBRIDGE_WORKERS:-1}"
+    assert services["worker"]["command"] == ["worker"]

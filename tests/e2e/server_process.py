@@ -23,8 +23,9 @@ class ServerProcess:
     """`callbridge serve` in a child process, so it can be killed for real."""
 
     def __init__(self, env: dict[str, str], log: Path, port: int | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", workers: int | None = None) -> None:
         self.port = port or free_port()
+        self.workers = workers
         self.log_level = log_level
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
@@ -35,13 +36,16 @@ class ServerProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "callbridge", "--log-level", self.log_level, "serve",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
+                 "--host", "127.0.0.1", "--port", str(self.port),
+                 *(["--workers", str(self.workers)] if self.workers else [])],
                 env=self.env, stdout=log, stderr=log)
 
     async def start(self) -> None:
         self._spawn()
         async with httpx.AsyncClient(trust_env=False) as client:
-            for _ in range(100):
+            for _ in range(300):  # several processes starting together on a busy machine
+                if self.process is not None and self.process.poll() is not None:
+                    break
                 try:
                     if (await client.get(f"{self.url}/healthz")).status_code == 200:
                         return

@@ -1,12 +1,14 @@
-"""Replayed stream tokens. A token is single-use per instance (each keeps the nonces it has
-redeemed until they expire), and self-verifying so the media socket may land on any instance.
+"""Replayed stream tokens between instances WITHOUT a shared database. A token is single-use per
+instance (each keeps the nonces it has redeemed until they expire), and self-verifying so the
+media socket may land on any instance. With a shared PostgreSQL database the nonce is redeemed
+once for all instances (tests/e2e/test_instances.py); these tests cover instances without one.
 
-So across instances it can be redeemed once more on every other instance within its lifetime
+So across such instances it can be redeemed once more on every other instance within its lifetime
 (CALLBRIDGE_STREAM_TOKEN_TTL, 30 s by default): whoever holds a captured TwiML response and a
 media upgrade signature — which signs only the URL, so one captured upgrade fits every call —
 can attach a second media stream to the same CallSid on another instance, which opens its own
 upstream session. After the TTL every instance refuses it. These tests pin that behaviour;
-docs/reliability.md describes the exposure and the fix (a nonce store shared by the instances).
+docs/reliability.md describes the exposure; the fix is the shared database (docs/deploy.md).
 The same-instance replay is covered by tests/e2e/test_call_flow.py.
 """
 

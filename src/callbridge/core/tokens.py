@@ -4,7 +4,8 @@ A token binds a media stream to the CallSid, From and To that Twilio signed in t
 replayed or forged `start` cannot attach to someone else's call. Tokens verify themselves — an
 HMAC-SHA256 over the call, the numbers, the expiry and a nonce, keyed with a secret every
 instance shares — so the media socket may land on any instance behind a load balancer. Each
-instance refuses a nonce it has seen before (one use) until the token has expired anyway.
+instance refuses a nonce it has seen before (one use) until the token has expired anyway; with a
+shared PostgreSQL database the nonce is also redeemed once for all instances (`server.cluster`).
 The adapter supplies the secret, the random nonce and the (wall-clock) time. No I/O. No clock.
 """
 
@@ -21,6 +22,7 @@ class Grant:
     from_number: str
     to_number: str
     expires_at: float
+    nonce: str = ""  # for single use across instances (`server.cluster`)
 
 
 def derive_secret(shared: str) -> bytes:
@@ -56,7 +58,7 @@ class StreamTokens:
         if nonce in self._used:
             return None
         self._used[nonce] = expires
-        return Grant(call_sid, from_number, to_number, float(expires))
+        return Grant(call_sid, from_number, to_number, float(expires), nonce)
 
     def _mac(self, call_sid: str, from_number: str, to_number: str, expires: int,
              nonce: str) -> str:

@@ -1,6 +1,7 @@
 """The ASGI application: routes, per-process state and its lifespan.
 
-Owns wiring: the Twilio-facing routes (`twilio_routes`), the JSON API (`api`), the console
+Owns wiring: the Twilio-facing routes (`twilio_routes`), the JSON API (`api`), the live-call API
+(`live_api`) and this instance's link to the others (`cluster`), the console
 (`callbridge.server.console`), the health probes,
 and starting/stopping the call record's writer (and, with `--with-worker`, the post-call
 analytics worker) around them. On shutdown live calls are closed first, so their final records
@@ -24,10 +25,15 @@ from callbridge.analytics.service import BackgroundWorker
 from callbridge.config import Settings
 from callbridge.core.signature import SignatureChecker
 from callbridge.core.tokens import StreamTokens, derive_secret
-from callbridge.server import api, twilio_routes
+from callbridge.errors import ConfigError
+from callbridge.server import api, live_api, twilio_routes
 from callbridge.server.admission import Admission
+from callbridge.server.bridge import Bridge
+from callbridge.server.cluster import Cluster, PostgresCluster
 from callbridge.server.console import routes as console_routes
 from callbridge.server.limits import BodySizeLimit
+from callbridge.server.live_calls import LiveCalls
+from callbridge.server.live_feed import LiveFeed
 from callbridge.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from callbridge.server.metrics import Metrics
 from callbridge.server.recordings import RecordingStore
@@ -63,7 +69,16 @@ class CallbridgeServer:
         self.calls = CallRegistry(settings, self.writer if self.writer is not None else NULL_SINK,
                                   metrics=self.metrics,
                                   on_upstream_down=lambda: self.admission.upstream_down(self.now()),
-                                  recordings=self.recordings)
+                                  recordings=self.recordings, on_forgotten=self._forgotten)
+        self.cluster: Cluster = Cluster(settings.instance_id, self.store)
+        if self.store is not None and self.store.engine.dialect.name == "postgresql":
+            self.cluster = PostgresCluster(settings.instance_id, self.store,
+                                           self.store.database_url,
+                                           sweep_every=settings.sweep_seconds)
+        self.feed = LiveFeed(self.cluster)
+        self.live = LiveCalls(self)
+        self.cluster.handler = self.live.handle
+        self._finishing: set[asyncio.Task[None]] = set()
         self._watch()
         self.recovered_calls: list[str] = []
         self.analytics: BackgroundWorker | None = None  # `serve --with-worker`
@@ -72,6 +87,14 @@ class CallbridgeServer:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def _forgotten(self, bridge: Bridge) -> None:
+        """A call left this instance: its followers get the end; the others learn it ended."""
+        self.feed.ended(bridge.call_sid, bridge.session.end_reason or "ended")
+        if self.cluster.shared:
+            task = asyncio.ensure_future(self.cluster.finished(bridge.call_sid))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
     @property
     def accepting(self) -> bool:
@@ -104,6 +127,11 @@ class CallbridgeServer:
         if settings.twilio_account_sid and settings.twilio_auth_token:
             self.calls.rest = TwilioRest(settings.twilio_api_url, settings.twilio_account_sid,
                                          settings.twilio_auth_token, cps=settings.outbound_cps)
+        try:
+            await self.cluster.start()  # refuses a duplicate CALLBRIDGE_INSTANCE_ID
+        except ConfigError as exc:
+            log.error("callbridge: %s", exc)
+            raise
         if self.writer is not None:
             self.recovered_calls = await self.writer.start()
         if self.analytics is not None:
@@ -113,6 +141,10 @@ class CallbridgeServer:
         self.admission.draining = True
         self._lag_task.cancel()
         await self.calls.close_all()
+        if self._finishing:
+            await asyncio.wait(self._finishing, timeout=5.0)
+        await self.feed.close()
+        await self.cluster.stop()
         if self.calls.rest is not None:
             await self.calls.rest.aclose()
         if self.writer is not None:
@@ -152,6 +184,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> Starlette:
             WebSocketRoute("/twilio/stream", twilio_routes.media_stream(server)),
             Route("/api/calls", api.list_calls(server), methods=["GET"]),
             Route("/api/calls", api.place_call(server), methods=["POST"]),
+            *live_api.routes(server),  # before /api/calls/{call_sid}: "live" is no CallSid
             Route("/api/calls/{call_sid}", api.get_call(server), methods=["GET"]),
             Route("/api/calls/{call_sid}/recording", api.recording_link(server),
                   methods=["GET"]),

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -85,6 +85,15 @@ class CallInfo:
     to_number: str = ""
 
 
+class CallWatcher(Protocol):
+    """Follows a live call (issue 16: `server.live_feed`): the session's actions as they are
+    carried out, and the Realtime frames (for transcript deltas)."""
+
+    def actions(self, actions: list[Action]) -> None: ...
+
+    def realtime(self, frame: bytes) -> None: ...
+
+
 class Bridge:
     """Carries one call between Twilio and the Realtime API."""
 
@@ -128,6 +137,10 @@ class Bridge:
         self._t0_wall = time.time()
         self._answered_at: float | None = None
         self._event_seq = 0
+        # issue 16 (several instances, live calls): the live feed's observer, and whether the
+        # call's media stream went to another instance (see `hand_over`)
+        self.watcher: CallWatcher | None = None
+        self._handed_over = False
         sink.submit(CallOpened(call_sid, self.info.direction, self.info.from_number,
                                self.info.to_number, agent.name, agent.model, agent.voice,
                                settings.instance_id, self._t0_wall))
@@ -188,6 +201,17 @@ class Bridge:
         else:
             self._spawn(self.shutdown())
 
+    def hand_over(self) -> None:
+        """Another instance took this call's media stream: close the pre-opened upstream now
+        and record nothing more (the instance carrying the call records it). Issue 16."""
+        if self._twilio_attached or self.finished.is_set():
+            return
+        self._log.info("the media stream went to another instance; closing the pre-opened "
+                       "upstream")
+        self._handed_over = True
+        self._sink = NULL_SINK
+        self._spawn(self.shutdown())
+
     async def shutdown(self) -> None:
         """Stop everything this call owns; idempotent."""
         if self._wakeup is not None:
@@ -203,7 +227,8 @@ class Bridge:
         if self._closers:
             await asyncio.wait(self._closers, timeout=10.0)
         if not self.finished.is_set():
-            self._record_end()
+            if not self._handed_over:
+                self._record_end()
             self.finished.set()
             if self._on_finished is not None:
                 self._on_finished(self)
@@ -213,6 +238,8 @@ class Bridge:
     def run(self, actions: list[Action]) -> None:
         """Carry out the session's actions in order. Consecutive frames for Twilio (a chunk
         and its mark) leave in one write."""
+        if self.watcher is not None:  # issue 16: someone follows the call live
+            self.watcher.actions(actions)
         twilio: list[str] = []
         for action in actions:
             kind = type(action)
@@ -360,6 +387,8 @@ class Bridge:
         self.run(self.session.receive_twilio(frame, self._loop.time()))
 
     def _on_realtime_message(self, frame: bytes) -> None:
+        if self.watcher is not None:  # issue 16: transcript deltas for the live feed
+            self.watcher.realtime(frame)
         self.run(self.session.receive_realtime(frame, self._loop.time()))
 
     async def _read_twilio(self, ws: WebSocket) -> None:

@@ -1,7 +1,8 @@
 """The live calls of this process, by CallSid.
 
 Owns creating a call's `Bridge` once (duplicate webhooks reuse it), giving up on calls whose media
-socket never connects, and forgetting calls when they finish.
+socket never connects or went to another instance (`hand_over`), and forgetting calls when they
+finish.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class CallRegistry:
     def __init__(self, settings: Settings, sink: RecordSink = NULL_SINK, *,
                  metrics: Metrics | None = None,
                  on_upstream_down: Callable[[], None] | None = None,
-                 recordings: RecordingStore | None = None) -> None:
+                 recordings: RecordingStore | None = None,
+                 on_forgotten: Callable[[Bridge], None] | None = None) -> None:
         self._settings = settings
+        self._on_forgotten = on_forgotten  # a call left this instance (server.app: the cluster)
         self._recordings = recordings
         self.sink = sink
         self._metrics = metrics
@@ -53,6 +56,12 @@ class CallRegistry:
         loop.call_later(self._settings.stream_token_ttl, bridge.abandon, "no media stream")
         return bridge
 
+    def hand_over(self, call_sid: str) -> None:
+        """Another instance took the call's media stream: release our pre-opened bridge."""
+        bridge = self._bridges.get(call_sid)
+        if bridge is not None:
+            bridge.hand_over()
+
     def get(self, call_sid: str) -> Bridge | None:
         return self._bridges.get(call_sid)
 
@@ -78,6 +87,8 @@ class CallRegistry:
             del self._bridges[bridge.call_sid]
         if not self._bridges:
             self._empty.set()
+        if self._on_forgotten is not None:
+            self._on_forgotten(bridge)
         if self.keep_finished:
             self.finished_calls.append(bridge)
             del self.finished_calls[: -self.keep_finished]

@@ -2,7 +2,10 @@
 
 Owns the edge: signature checks against the configured public URL (refusal before any work; an
 unsigned upgrade is refused before `accept()`, i.e. HTTP 403), minting and redeeming one-time
-stream tokens, and handing an admitted media socket to its call's bridge.
+stream tokens, and handing an admitted media socket to its call's bridge. With several instances
+(`server.cluster`) the webhooks share the call's facts, the media socket redeems its token once
+for all instances and takes the call (the webhook's instance then releases its pre-opened
+upstream), and `completed` or an AMD verdict for a call carried elsewhere is routed there.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from callbridge.core import twilio_messages as tw
+from callbridge.core.tokens import Grant
 from callbridge.core.twiml import connect_stream, say_and_hang_up
 from callbridge.errors import ConfigError, TwilioProtocolError
 from callbridge.logs import get_logger
 from callbridge.redact import mask_number
-from callbridge.server.bridge import CallInfo
+from callbridge.server.bridge import Bridge, CallInfo
 from callbridge.store.records import RecordingStored, StatusChanged
 from callbridge.store.repository import TERMINAL
+from callbridge.store.routes import CallFacts, Route
 
 if TYPE_CHECKING:
     from callbridge.server.app import CallbridgeServer
@@ -78,6 +83,8 @@ def voice(server: CallbridgeServer) -> Handler:
         info = CallInfo(params.get("Direction", "inbound"), caller, called)
         profile = server.settings.directory.for_number(called)
         server.calls.open(call_sid, info, profile=profile)
+        await server.cluster.remember(call_sid, CallFacts(info.direction, caller, called,
+                                                          profile.name))
         return _connect(server, call_sid, caller, called)
     return _signed(server, handle)
 
@@ -118,18 +125,31 @@ def outbound_answer(server: CallbridgeServer) -> Handler:
                 return refused
         ours, theirs = params.get("From", ""), params.get("To", "")
         info = CallInfo(params.get("Direction", "outbound-api"), ours, theirs)
-        server.calls.open(call_sid, info, profile=profile,
-                          awaiting_answer=request.query_params.get("amd") == "1")
+        awaiting_answer = request.query_params.get("amd") == "1"
+        server.calls.open(call_sid, info, profile=profile, awaiting_answer=awaiting_answer)
+        await server.cluster.remember(call_sid, CallFacts(info.direction, ours, theirs,
+                                                          profile.name, awaiting_answer))
         return _connect(server, call_sid, ours, theirs)
     return _signed(server, handle)
 
 
 def amd(server: CallbridgeServer) -> Handler:
     async def handle(request: Request, params: dict[str, str]) -> Response:
-        """Async answering-machine detection: a person or a machine answered."""
-        bridge = server.calls.get(params.get("CallSid", ""))
-        if bridge is not None:
-            bridge.answered_by(params.get("AnsweredBy", "unknown"))
+        """Async answering-machine detection: a person or a machine answered. The verdict is
+        shared, so the instance that takes the media stream later sees it; an instance that
+        carries the call already gets it routed."""
+        call_sid, kind = params.get("CallSid", ""), params.get("AnsweredBy", "unknown")
+        if not call_sid:
+            return PlainTextResponse("CallSid is missing\n", status_code=400)
+        route = await server.cluster.verdict(call_sid, kind)
+        owner = None if route is None else route.owner
+        bridge = server.calls.get(call_sid)
+        if owner not in (None, server.settings.instance_id):
+            assert owner is not None
+            await server.cluster.send(owner, {"op": "amd", "call_sid": call_sid,
+                                              "answered_by": kind})
+        elif bridge is not None:
+            bridge.answered_by(kind)
         return Response(status_code=204)
     return _signed(server, handle)
 
@@ -158,11 +178,25 @@ def status(server: CallbridgeServer) -> Handler:
             _seconds(duration),
             params.get("Direction", ""), params.get("From", ""), params.get("To", ""),
         ))
-        bridge = server.calls.get(call_sid)
-        if bridge is not None and call_status in TERMINAL:
-            bridge.end(f"Twilio reports the call {call_status}")
+        if call_status in TERMINAL:
+            await _end_live_call(server, call_sid, f"Twilio reports the call {call_status}")
         return Response(status_code=204)
     return _signed(server, handle)
+
+
+async def _end_live_call(server: CallbridgeServer, call_sid: str, reason: str) -> None:
+    """End the call here, or on the instance carrying its media stream."""
+    bridge = server.calls.get(call_sid)
+    if bridge is not None and (bridge.attached or not server.cluster.shared):
+        bridge.end(reason)
+        return
+    route = await server.cluster.route(call_sid)
+    if route is not None and route.owner not in (None, server.settings.instance_id):
+        assert route.owner is not None
+        await server.cluster.send(route.owner, {"op": "end", "call_sid": call_sid,
+                                                "reason": reason})
+    elif bridge is not None:
+        bridge.end(reason)
 
 
 def _seconds(duration: str | None) -> float | None:
@@ -200,16 +234,45 @@ def media_stream(server: CallbridgeServer) -> Callable[[WebSocket], Awaitable[No
                         call_sid=start.call_sid)
             await _close_quietly(ws)
             return
-        info = CallInfo("inbound", grant.from_number, grant.to_number)
-        bridge = server.calls.open(start.call_sid, info,
-                                   profile=server.settings.directory.for_number(grant.to_number))
-        if bridge.attached:
+        if not await server.cluster.redeem(grant.nonce, start.call_sid, grant.expires_at):
+            log.warning("media socket refused: stream token already used on another instance",
+                        call_sid=start.call_sid)
+            await _close_quietly(ws)
+            return
+        bridge = server.calls.get(start.call_sid)
+        if bridge is not None and bridge.attached:
             log.warning("media socket refused: the call already has a media stream",
                         call_sid=start.call_sid)
             await _close_quietly(ws)
             return
+        route = await server.cluster.take(start.call_sid, CallFacts(
+            "inbound", grant.from_number, grant.to_number))
+        if bridge is None:
+            bridge = _open_for_stream(server, start.call_sid, grant, route)
+        if route is not None and route.answered_by is not None and route.facts.awaiting_answer:
+            # The verdict reached the cluster before the stream: apply it once `start` is in.
+            asyncio.get_running_loop().call_soon(bridge.answered_by, route.answered_by)
         await bridge.serve_twilio(ws, frames)
     return handle
+
+
+def _open_for_stream(server: CallbridgeServer, call_sid: str, grant: Grant,
+                     route: Route | None) -> Bridge:
+    """The bridge of a call whose webhook this instance did not answer: the shared facts say
+    which agent and whether to wait for the answering-machine verdict."""
+    directory = server.settings.directory
+    facts = route.facts if route is not None else CallFacts(
+        "inbound", grant.from_number, grant.to_number)
+    try:
+        profile = directory.named(facts.agent) if facts.agent else None
+    except ConfigError:
+        log.error("the call's agent is not configured on this instance; using the number's",
+                  call_sid=call_sid, agent=facts.agent)
+        profile = None
+    info = CallInfo(facts.direction, grant.from_number, grant.to_number)
+    return server.calls.open(call_sid, info,
+                             profile=profile or directory.for_number(grant.to_number),
+                             awaiting_answer=facts.awaiting_answer)
 
 
 async def _read_until_start(ws: WebSocket) -> tuple[list[str | bytes], tw.Start | None]:

@@ -54,6 +54,8 @@ calls = Table(
 )
 Index("ix_calls_created_at", calls.c.created_at)
 Index("ix_calls_status", calls.c.status)
+Index("ix_calls_open", calls.c.instance, postgresql_where=calls.c.ended_at.is_(None),
+      sqlite_where=calls.c.ended_at.is_(None))  # 0005: the liveness sweep's open calls
 
 turns = Table(
     "turns", metadata,
@@ -130,6 +132,8 @@ instances = Table(
     Column("id", String(128), primary_key=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
+    # "lock": alive exactly while it holds its PostgreSQL advisory lock (0005); else heartbeats
+    Column("liveness", String(16)),
 )
 
 # ---------------------------------------------------------------- post-call analytics (0002)
@@ -180,3 +184,32 @@ webhook_deliveries = Table(
     Column("delivered", Boolean, nullable=False, default=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# ---------------------------------------------------------------- several instances (0005)
+# What every instance must know about a live call, wherever its webhook, media socket and
+# callbacks land (callbridge.store.routes owns their SQL).
+
+call_routes = Table(
+    "call_routes", metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("direction", String(32), nullable=False, default="inbound"),
+    Column("from_number", String(64), nullable=False, default=""),
+    Column("to_number", String(64), nullable=False, default=""),
+    Column("agent", String(128), nullable=False, default=""),
+    Column("awaiting_answer", Boolean, nullable=False, default=False),
+    Column("answered_by", String(32)),  # the AMD verdict, whichever instance it reached
+    Column("webhook_instance", String(128), nullable=False, default=""),
+    Column("owner", String(128)),  # the instance carrying the media stream
+    Column("ended", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_call_routes_owner", call_routes.c.owner)
+
+stream_tokens = Table(
+    "stream_tokens", metadata,
+    Column("nonce", String(64), primary_key=True),  # a redeemed token's nonce: never again
+    Column("call_sid", String(64), nullable=False),
+    Column("instance", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_stream_tokens_expires_at", stream_tokens.c.expires_at)

@@ -180,8 +180,12 @@ class FakeTwilioRest(Served):
         server_url: str | None = None,
         public_url: str | None = None,
         available: dict[str, list[str]] | None = None,
+        keep_alive: bool = True,
     ) -> None:
         self.account_sid = account_sid
+        # False: every webhook is a new connection, as when a balancer spreads them (Twilio
+        # does not promise to reuse connections)
+        self.keep_alive = keep_alive
         self.auth_token = auth_token
         self.server_url = server_url
         self.public_url = public_url
@@ -209,7 +213,9 @@ class FakeTwilioRest(Served):
         async with contextlib.AsyncExitStack() as stack:
             server = await stack.enter_async_context(running(self._app(), host, port))
             self._http = await stack.enter_async_context(
-                httpx.AsyncClient(trust_env=False, timeout=10.0, verify=_ssl_context())
+                httpx.AsyncClient(trust_env=False, timeout=10.0, verify=_ssl_context(),
+                                  limits=httpx.Limits(max_keepalive_connections=(
+                                      20 if self.keep_alive else 0)))
             )
             self._url = server.url
             self._stack = stack.pop_all()

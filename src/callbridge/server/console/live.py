@@ -1,9 +1,11 @@
 """The console's one window on live calls: listing them, their transcripts so far, and the
 commands (hang up, transfer, say).
 
-Today it sees this instance's calls only, through the `CallRegistry`; when the cluster-wide
-live-call API lands, this module is the one place that switches to it. Pages and the event
-stream use nothing else to reach a live call.
+The commands go through the live-call API (`server.live_calls`): decided in the core
+(`core.live_control`) by the instance carrying the call, wherever the request landed, and
+spoken in the wire of whichever model API the call uses. The list and transcripts are this
+instance's calls (the registry). Pages and the event stream use nothing else to reach a live
+call.
 """
 
 from __future__ import annotations
@@ -12,18 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callbridge.core.actions import SendRealtime
-from callbridge.core.agent import say_exactly
-from callbridge.core.control import transfer_twiml
-from callbridge.core.realtime_events import CreateResponse
 from callbridge.core.states import CallState
-from callbridge.server.twilio_rest import TwilioRestError
 
 if TYPE_CHECKING:
     from callbridge.server.app import CallbridgeServer
     from callbridge.server.bridge import Bridge
 
 MAX_SAY = 500
+GOODBYE = "Thank you for calling. Goodbye!"
 _TRANSFER_TARGET = re.compile(r"^(\+[1-9][0-9]{6,14}|sip:[^\s<>\"']{3,200})$")
 
 
@@ -71,49 +69,33 @@ class LiveCalls:
                 for t in bridge.transcript[after:]]
 
     async def hang_up(self, call_sid: str, *, goodbye: bool) -> None:
-        """End the call: with `goodbye`, the agent closes politely first."""
-        bridge = self._bridge(call_sid)
-        if goodbye:
-            bridge.wrap_up("hung up from the console")
-            return
-        rest = self._server.calls.rest
-        if rest is not None:
-            try:
-                await rest.hang_up(call_sid)
-            except TwilioRestError as exc:
-                raise CommandRefused(f"Twilio refused the hang-up: {exc}") from None
-        bridge.end("hung up from the console")
+        """End the call: with `goodbye`, the agent says one first and hangs up once it played."""
+        args = {"goodbye": GOODBYE} if goodbye else {}
+        await self._act(call_sid, "hangup", args)
 
     async def transfer(self, call_sid: str, target: str) -> None:
         """Bridge the caller to `target` (+E.164 or sip:) through Twilio's REST API."""
-        bridge = self._bridge(call_sid)
         target = target.strip()
         if not _TRANSFER_TARGET.match(target):
             raise CommandRefused("transfer to a number in E.164 form (+15551234567) or a sip: URI")
-        rest = self._server.calls.rest
-        if rest is None or bridge.info.direction == "browser":
-            raise CommandRefused("transfers need a phone call and Twilio's REST API "
-                                 "(TWILIO_ACCOUNT_SID)")
-        fallback = bridge.session.profile.transfer_fallback
-        try:
-            await rest.update_call(call_sid, twiml=transfer_twiml(target, fallback))
-        except TwilioRestError as exc:
-            raise CommandRefused(f"Twilio refused the transfer: {exc}") from None
-        bridge.end("transferred from the console")
+        bridge = self._server.calls.get(call_sid)
+        if bridge is not None and bridge.info.direction == "browser":
+            raise CommandRefused("a browser call cannot be transferred to a phone")
+        await self._act(call_sid, "transfer", {"to": target})
 
     async def say(self, call_sid: str, text: str) -> None:
-        """Have the agent say `text` word for word as its next response."""
-        bridge = self._bridge(call_sid)
+        """Have the agent say `text` word for word at the next turn boundary."""
         text = " ".join(text.split())
         if not text or len(text) > MAX_SAY:
             raise CommandRefused(f"say something of 1 to {MAX_SAY} characters")
-        bridge.run([SendRealtime(CreateResponse(say_exactly(text, "console")))])
+        await self._act(call_sid, "say", {"text": text})
 
-    def _bridge(self, call_sid: str) -> Bridge:
-        bridge = self._server.calls.get(call_sid)
-        if bridge is None or bridge.session.state is CallState.ENDED:
-            raise CommandRefused("the call is not live on this instance")
-        return bridge
+    async def _act(self, call_sid: str, op: str, args: dict[str, str]) -> None:
+        reply = await self._server.live.act(call_sid, op, dict(args))
+        if reply.status == 404:
+            raise CommandRefused("the call is not live (it ended, or it is not known)")
+        if reply.status != 202:
+            raise CommandRefused(reply.reason or f"the call cannot take {op} now")
 
     def _describe(self, bridge: Bridge) -> LiveCall:
         info = bridge.info
