@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from callbridge.store.repository import CallStore
 
 def logged(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
     """What was logged since the last call, wherever the process's logging sends it (a
-    terminal renderer on stdout, or the standard library's handlers)."""
-    text = capsys.readouterr().out + caplog.text
+    terminal renderer on stdout, stderr once `logs.configure` ran in this process, or the
+    standard library's handlers)."""
+    captured = capsys.readouterr()
+    text = captured.out + captured.err + caplog.text
     caplog.clear()
     return text
 
@@ -24,6 +27,8 @@ async def test_an_instance_sharing_a_sqlite_file_with_a_live_one_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Another instance heartbeated into the file moments ago: a warning naming it."""
+    # An in-process `callbridge eval` earlier in the run quiets the callbridge loggers.
+    caplog.set_level(logging.WARNING, logger="callbridge")
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     await upgrade_async(url)
     store = CallStore(url)
