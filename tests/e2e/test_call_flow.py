@@ -147,6 +147,8 @@ async def test_a_call_whose_media_socket_never_connects_releases_its_upstream() 
         await caller.dial()
         await h.fake.wait_for(lambda: len(h.fake.connections) == 1, timeout=2.0)
         await h.fake.wait_for(lambda: h.fake.connections[0].closed, timeout=3.0)
+        # The registry forgets the call once its shutdown (which closed the socket) finishes.
+        await h.fake.wait_for(lambda: len(h.state.calls) == 0, timeout=2.0)
         assert len(h.state.calls) == 0
         await caller.aclose()
 
