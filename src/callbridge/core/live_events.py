@@ -17,21 +17,15 @@ No I/O. No clock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from callbridge.core.wire_json import dumps as _dumps
+from callbridge.core.wire_json import json_object as _object
+from callbridge.core.wire_json import parse_event
+from callbridge.core.wire_json import text as _text
 from callbridge.errors import LiveProtocolError
-
-_COMPACT = (",", ":")
-
-
-def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=_COMPACT, ensure_ascii=False)
-
 
 # ---------------------------------------------------------------- client events (we send)
 
@@ -294,26 +288,8 @@ ServerEvent = (
 
 def parse(text: str | bytes) -> ServerEvent:
     """Parse one server frame. Raises `LiveProtocolError`; unknown types become `Unknown`."""
-    try:
-        event = orjson.loads(text)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise LiveProtocolError(f"event is not JSON: {exc}") from exc
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        raise LiveProtocolError("event is not an object with a string `type`")
-    kind: str = event["type"]
-    builder = _BUILDERS.get(kind)
-    if builder is None:
-        return Unknown(type=kind, data=event)
-    try:
-        return builder(event)
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise LiveProtocolError(f"{kind} is malformed: {exc!r}") from exc
+    return parse_event(text, _BUILDERS, Unknown, LiveProtocolError)
 
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
 
 
 def _optional_text(value: object) -> str | None:
@@ -331,11 +307,6 @@ def _seconds(value: object) -> float | None:
         return None
     return float(value)
 
-
-def _object(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    return value
 
 
 def _session_started(e: dict[str, Any]) -> SessionStarted:
