@@ -24,12 +24,10 @@ from callbridge.testing.openai_validation import (
     _STRICT,
     ClientEventInvalid,
     ServerEventInvalid,
-    _client_error,
-    _LazyInvalid,
-    _materialize,
     _path,
     _type_literal,
     _unknown_fields,
+    validate_strictly,
 )
 
 __all__ = [
@@ -49,17 +47,7 @@ def validate_live_client_event(payload: Mapping[str, Any]) -> dict[str, Any]:
     required key (including a `delegation_id` left out instead of sent as null) or a wrongly typed
     value.
     """
-    event_type = payload.get("type")
-    adapter = _client_adapters().get(str(event_type))
-    if adapter is None:
-        raise ClientEventInvalid(f"unknown client event type {event_type!r}", param="type")
-    try:
-        validated = _materialize(adapter.validate_python([dict(payload)]), ())
-    except pydantic.ValidationError as exc:
-        raise _client_error(str(event_type), _most_telling(exc.errors())) from None
-    except _LazyInvalid as exc:
-        raise _client_error(str(event_type), exc.error) from None
-    return typing.cast(dict[str, Any], validated[0])
+    return validate_strictly(_client_adapters(), payload, _most_telling)
 
 
 def validate_live_server_event(payload: Mapping[str, Any]) -> object:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, cast
 
 import pydantic
@@ -52,14 +52,23 @@ def validate_client_event(payload: Mapping[str, Any]) -> dict[str, Any]:
     Raises `ClientEventInvalid` for an unknown `type`, an unknown key anywhere, a missing required
     field or a wrongly typed value (no coercion: `audio_end_ms: 10.5` or `"12"` is rejected).
     """
+    return validate_strictly(_client_adapters(), payload)
+
+
+def validate_strictly(
+    adapters: Mapping[str, TypeAdapter[Any]], payload: Mapping[str, Any],
+    pick: Callable[[list[ErrorDetails]], ErrorDetails] = lambda errors: errors[0],
+) -> dict[str, Any]:
+    """Validate one client event against the adapter for its `type` (one API's strict client
+    adapters); `pick` chooses which of pydantic's errors to report."""
     event_type = payload.get("type")
-    adapter = _client_adapters().get(str(event_type))
+    adapter = adapters.get(str(event_type))
     if adapter is None:
         raise ClientEventInvalid(f"unknown client event type {event_type!r}", param="type")
     try:
         validated = _materialize(adapter.validate_python([dict(payload)]), ())
     except pydantic.ValidationError as exc:
-        raise _client_error(str(event_type), exc.errors()[0]) from None
+        raise _client_error(str(event_type), pick(exc.errors())) from None
     except _LazyInvalid as exc:
         raise _client_error(str(event_type), exc.error) from None
     return typing.cast(dict[str, Any], validated[0])
