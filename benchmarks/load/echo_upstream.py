@@ -36,6 +36,8 @@ import base64
 import json
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from benchmarks.load import wire
 
@@ -53,6 +55,25 @@ def session(audio: str) -> dict[str, object]:
     return {"type": "realtime", "object": "realtime.session", "id": "sess_echo",
             "model": "echo", "output_modalities": ["audio"],
             "audio": {"input": side, "output": side}}
+
+
+def appended_or_event(data: bytes, prefix: bytes, append_type: str,
+                      on_audio: Callable[[str], None]) -> dict[str, Any] | None:
+    """Hand caller audio to `on_audio` (cut from the text when it starts with callbridge's own
+    spelling `prefix`, else parsed); any other event comes back parsed (None if not JSON)."""
+    if data.startswith(prefix):
+        on_audio(data[len(prefix):data.rindex(b'"')].decode("ascii"))
+        return None
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    if event.get("type") == append_type and isinstance(event.get("audio"), str):
+        on_audio(event["audio"])
+        return None
+    return event
 
 
 def decoded_size(text: str) -> int:
@@ -131,19 +152,8 @@ class EchoSession:
             "output": [], "usage": {}}})
 
     def on_event(self, data: bytes) -> None:
-        if data.startswith(APPEND_PREFIX):
-            self.on_audio(data[len(APPEND_PREFIX):data.rindex(b'"')].decode("ascii"))
-            return
-        try:
-            event = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
-            return
-        kind = event.get("type")
-        if kind == "input_audio_buffer.append" and isinstance(event.get("audio"), str):
-            self.on_audio(event["audio"])
-        elif kind == "session.update":
+        event = appended_or_event(data, APPEND_PREFIX, "input_audio_buffer.append", self.on_audio)
+        if event is not None and event.get("type") == "session.update":
             self.send_json({"type": "session.updated", "session": self.session})
 
 
@@ -177,19 +187,10 @@ class LiveEchoSession:
                 "store": False}
 
     def on_event(self, data: bytes) -> None:
-        if data.startswith(LIVE_APPEND_PREFIX):
-            self.on_audio(data[len(LIVE_APPEND_PREFIX):data.rindex(b'"')].decode("ascii"))
-            return
-        try:
-            event = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
-            return
-        kind = event.get("type")
-        if kind == "session.input_audio.append" and isinstance(event.get("audio"), str):
-            self.on_audio(event["audio"])
-        elif kind == "session.start":
+        event = appended_or_event(data, LIVE_APPEND_PREFIX, "session.input_audio.append",
+                                  self.on_audio)
+        kind = None if event is None else event.get("type")
+        if kind == "session.start":
             self.send_json({"type": "session.started", "session": self.resource()})
         elif kind == "session.close":
             self.send_json({"type": "session.closed", "reason": "close_requested",
