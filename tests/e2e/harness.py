@@ -53,29 +53,35 @@ async def harness(
     async with contextlib.AsyncExitStack() as stack:
         fake = await stack.enter_async_context(
             FakeRealtimeServer(replies or [Reply()], **fake_options))
-        rest = None
-        rest_env: dict[str, str] = {}
-        if twilio_rest:
-            rest = await stack.enter_async_context(
-                FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, public_url=PUBLIC_URL))
-            rest_env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "CALLBRIDGE_TWILIO_API_URL": rest.url,
-                        "CALLBRIDGE_CALLER_ID": "+15550009999"}
-        settings = load_settings({
-            "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "CALLBRIDGE_OPENAI_URL": fake.url,
-            "OPENAI_API_KEY": "sk-test",
-            "DATABASE_URL": database_url,
-            **rest_env,
-            **(env or {}),
-        })
-        app = create_app(settings)
-        state: CallbridgeServer = app.state.callbridge
-        state.calls.keep_finished = 100
-        server = await stack.enter_async_context(running(app))
-        if rest is not None:
-            rest.server_url = server.url
+        server, state, rest = await serve_in(stack, {
+            "CALLBRIDGE_OPENAI_URL": fake.url, "DATABASE_URL": database_url, **(env or {})},
+            twilio_rest=twilio_rest)
         yield Harness(fake, server, state, rest)
+
+
+async def serve_in(stack: contextlib.AsyncExitStack, env: dict[str, str], *,
+                   twilio_rest: bool) -> tuple[RunningServer, CallbridgeServer,
+                                               FakeTwilioRest | None]:
+    """Our server in-process on a free port, configured by `env` (its upstream among it), and
+    with `twilio_rest` a fake Twilio REST API it calls; all closed with `stack`."""
+    rest = None
+    rest_env: dict[str, str] = {}
+    if twilio_rest:
+        rest = await stack.enter_async_context(
+            FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, public_url=PUBLIC_URL))
+        rest_env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "CALLBRIDGE_TWILIO_API_URL": rest.url,
+                    "CALLBRIDGE_CALLER_ID": "+15550009999"}
+    settings = load_settings({
+        "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "OPENAI_API_KEY": "sk-test", "DATABASE_URL": "none", **rest_env, **env,
+    })
+    app = create_app(settings)
+    state: CallbridgeServer = app.state.callbridge
+    state.calls.keep_finished = 100
+    server = await stack.enter_async_context(running(app))
+    if rest is not None:
+        rest.server_url = server.url
+    return server, state, rest
 
 
 async def connected_call(h: Harness, **options: Any) -> FakeTwilioCaller:

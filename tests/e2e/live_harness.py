@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from callbridge.config import load_settings
-from callbridge.server.app import CallbridgeServer, create_app
-from callbridge.server.runner import RunningServer, running
+from callbridge.server.app import CallbridgeServer
+from callbridge.server.runner import RunningServer
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_live import FakeLiveServer, LiveReply
 from callbridge.testing.fake_twilio_rest import FakeTwilioRest
-from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, serve_in
 
 LIVE_MODEL = "gpt-live-1.1"
 
@@ -47,22 +46,7 @@ async def live_harness(replies: list[LiveReply] | None = None, *,
     async with contextlib.AsyncExitStack() as stack:
         fake = await stack.enter_async_context(
             FakeLiveServer(replies or [LiveReply()], strict=True, **fake_options))
-        rest = None
-        rest_env: dict[str, str] = {}
-        if twilio_rest:
-            rest = await stack.enter_async_context(
-                FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, public_url=PUBLIC_URL))
-            rest_env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "CALLBRIDGE_TWILIO_API_URL": rest.url,
-                        "CALLBRIDGE_CALLER_ID": "+15550009999"}
-        settings = load_settings({
-            "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "CALLBRIDGE_LIVE_URL": fake.url, "CALLBRIDGE_MODEL": LIVE_MODEL,
-            "OPENAI_API_KEY": "sk-test", "DATABASE_URL": "none", **rest_env, **(env or {}),
-        })
-        app = create_app(settings)
-        state: CallbridgeServer = app.state.callbridge
-        state.calls.keep_finished = 100
-        server = await stack.enter_async_context(running(app))
-        if rest is not None:
-            rest.server_url = server.url
+        server, state, rest = await serve_in(stack, {
+            "CALLBRIDGE_LIVE_URL": fake.url, "CALLBRIDGE_MODEL": LIVE_MODEL, **(env or {})},
+            twilio_rest=twilio_rest)
         yield LiveHarness(fake, server, state, rest)
