@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,12 +26,34 @@ def assert_clean(h: LiveHarness, *callers: FakeTwilioCaller) -> None:
         assert caller.violations == []
 
 
+def agent_file(tmp_path: Path, body: str) -> dict[str, str]:
+    path = tmp_path / "agent.toml"
+    path.write_text('tools_module = "tests.e2e.agent_tools"\n' + body)
+    return {"CALLBRIDGE_AGENT_FILE": str(path)}
+
+
+async def dialed(h: LiveHarness) -> FakeTwilioCaller:
+    caller = h.caller()
+    await caller.dial()
+    await caller.connect()
+    return caller
+
+
+async def closed_by_the_agent(h: LiveHarness, seed: int) -> tuple[FakeTwilioCaller, Any]:
+    """The caller says something; the agent's tool closes the call through REST: the caller
+    and the one REST update of the call."""
+    assert h.rest is not None
+    caller = await dialed(h)
+    await caller.say(speechlike(0.8, seed=seed))
+    await caller.wait_closed(timeout=15.0)
+    [update] = h.rest.updates(caller.call_sid)
+    return caller, update
+
+
 async def test_the_greeting_is_heard_within_a_second_and_a_half_of_the_stream() -> None:
     """The pre-opened session greets through commentary; the caller hears it promptly."""
     async with live_harness(env={"CALLBRIDGE_GREETING": GREETING}) as h:
-        caller = h.caller()
-        await caller.dial()
-        await caller.connect()
+        caller = await dialed(h)
         async with caller:
             started = await caller.wait_for_agent_audio(timeout=5.0)
             assert started < 1.5
@@ -49,9 +72,7 @@ async def test_two_turns_are_answered_and_transcribed_on_both_sides() -> None:
     """Caller speech reaches the model continuously; each reply is played and recorded."""
     replies = [LiveReply("We open at eight tomorrow."), LiveReply("Yes, we bake rye bread.")]
     async with live_harness(replies, user_transcripts=["When do you open?", "Any rye?"]) as h:
-        caller = h.caller()
-        await caller.dial()
-        await caller.connect()
+        caller = await dialed(h)
         async with caller:
             for seed in (3, 4):
                 await caller.say(speechlike(1.2, seed=seed))
@@ -80,9 +101,7 @@ async def test_a_delegated_tool_runs_in_our_runner_with_two_calls_open_at_once(
     reply = LiveReply("The sums are {outputs}.", tool_calls=(
         LiveToolCall("add", {"a": 2, "b": 3}), LiveToolCall("add", {"a": 10, "b": 5})))
     async with live_harness([reply], env={"CALLBRIDGE_AGENT_FILE": str(agent)}) as h:
-        caller = h.caller()
-        await caller.dial()
-        await caller.connect()
+        caller = await dialed(h)
         async with caller:
             await caller.say(speechlike(1.2, seed=5))
             await h.fake.wait_for_event("response.create", timeout=10.0)
@@ -103,9 +122,7 @@ async def test_a_delegated_tool_runs_in_our_runner_with_two_calls_open_at_once(
 async def test_hanging_up_closes_the_live_session_within_five_seconds() -> None:
     """Twilio `stop`: session.close, the server's session.closed, then the socket closes."""
     async with live_harness(env={"CALLBRIDGE_GREETING": GREETING}) as h:
-        caller = h.caller()
-        await caller.dial()
-        await caller.connect()
+        caller = await dialed(h)
         async with caller:
             await caller.wait_for_agent_audio(timeout=5.0)
             await caller.hang_up()
@@ -146,19 +163,6 @@ async def test_a_one_second_twilio_stall_is_filled_with_silence() -> None:
         assert h.fake.violations == []
 
 
-def agent_file(tmp_path: Path, body: str) -> dict[str, str]:
-    path = tmp_path / "agent.toml"
-    path.write_text('tools_module = "tests.e2e.agent_tools"\n' + body)
-    return {"CALLBRIDGE_AGENT_FILE": str(path)}
-
-
-async def dialed(h: LiveHarness) -> FakeTwilioCaller:
-    caller = h.caller()
-    await caller.dial()
-    await caller.connect()
-    return caller
-
-
 async def test_end_call_hangs_up_through_rest_after_the_goodbye_was_heard(
         tmp_path: Path) -> None:
     """The backend calls end_call; the agent says goodbye; once it has played, REST completes
@@ -167,11 +171,7 @@ async def test_end_call_hangs_up_through_rest_after_the_goodbye_was_heard(
     replies = [LiveReply("Goodbye!", tool_calls=(
         LiveToolCall("end_call", {"reason": "caller said bye"}),))]
     async with live_harness(replies, env=env, twilio_rest=True) as h:
-        assert h.rest is not None
-        caller = await dialed(h)
-        await caller.say(speechlike(0.8, seed=3))
-        await caller.wait_closed(timeout=15.0)
-        [update] = h.rest.updates(caller.call_sid)
+        caller, update = await closed_by_the_agent(h, seed=3)
         assert update.value("Status") == "completed"
         bridge = h.bridge_of(caller)
         await asyncio.wait_for(bridge.finished.wait(), 7.0)
@@ -189,11 +189,7 @@ async def test_transfer_redirects_to_a_dial_after_the_announcement(tmp_path: Pat
     replies = [LiveReply("One moment.", tool_calls=(
         LiveToolCall("transfer_call", {"target": "sales"}),))]
     async with live_harness(replies, env=env, twilio_rest=True) as h:
-        assert h.rest is not None
-        caller = await dialed(h)
-        await caller.say(speechlike(0.8, seed=4))
-        await caller.wait_closed(timeout=15.0)
-        [update] = h.rest.updates(caller.call_sid)
+        caller, update = await closed_by_the_agent(h, seed=4)
         assert "<Number>+15551230000</Number>" in (update.value("Twiml") or "")
         assert caller.played_bytes > 0
         await caller.aclose()
