@@ -42,8 +42,9 @@ _INVERT = bytes(255 - value for value in range(256))
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN
 
 
-def _require_loopback(host: str) -> None:
-    """Raise ValueError unless `host` is `localhost` or a loopback IP literal."""
+def require_loopback(host: str, who: str = "FaultProxy") -> None:
+    """Raise ValueError unless `host` is `localhost` or a loopback IP literal (`who` names the
+    test server that must stay on this host)."""
     if host == "localhost":
         return
     try:
@@ -51,7 +52,7 @@ def _require_loopback(host: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ValueError(f"{host!r} is not a loopback address; FaultProxy stays on this host")
+        raise ValueError(f"{host!r} is not a loopback address; {who} stays on this host")
 
 
 def _sides(direction: Direction) -> tuple[str, ...]:
@@ -252,8 +253,8 @@ class FaultProxy(Served):
         """Listen on `host:port` (port 0 picks a free one). Both hosts must be loopback."""
         if self._server is not None or self._stopped:
             raise RuntimeError("a FaultProxy starts once")
-        _require_loopback(self.target_host)
-        _require_loopback(host)
+        require_loopback(self.target_host)
+        require_loopback(host)
         self._server = await asyncio.start_server(self._accept, host, port)
 
     @property

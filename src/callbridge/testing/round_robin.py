@@ -17,24 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 
+from callbridge.testing.fault_proxy import require_loopback
 from callbridge.testing.served import Served
 
 __all__ = ["RoundRobinProxy"]
 
 _CHUNK = 64 * 1024
-
-
-def _require_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"{host!r} is not a loopback address; RoundRobinProxy stays on this host")
 
 
 class RoundRobinProxy(Served):
@@ -45,7 +34,7 @@ class RoundRobinProxy(Served):
         if not targets:
             raise ValueError("RoundRobinProxy needs at least one target")
         for host, _port in targets:
-            _require_loopback(host)
+            require_loopback(host, "RoundRobinProxy")
         self.targets = list(targets)
         self.accepted = [0] * len(targets)  # connections each target took
         self._next = 0
@@ -64,7 +53,7 @@ class RoundRobinProxy(Served):
         self._next += n
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        _require_loopback(host)
+        require_loopback(host, "RoundRobinProxy")
         self._server = await asyncio.start_server(self._accept, host, port)
         self.host, self.port = host, self._server.sockets[0].getsockname()[1]
 
