@@ -164,7 +164,8 @@ async def test_a_killed_instances_calls_end_up_interrupted_and_the_others_go_on(
     tmp_path: Path,
 ) -> None:
     """kill -9 of the instance carrying one call: the others close it as interrupted within
-    seconds; the call carried elsewhere keeps talking."""
+    seconds, and its live stream followed from another instance ends; the call carried
+    elsewhere keeps talking."""
     async with cluster(tmp_path) as c:
         victim_call = await inbound_call(c)
         victim = await owner_of(c, victim_call.call_sid)
@@ -177,10 +178,16 @@ async def test_a_killed_instances_calls_end_up_interrupted_and_the_others_go_on(
             c.proxy.skip()  # the next stream lands one instance further on
             survivor_call = await inbound_call(c)
         assert await owner_of(c, survivor_call.call_sid) != victim
+        followed: list[tuple[str, dict[str, Any]]] = []
+        follower = asyncio.create_task(
+            read_stream(c.not_carrying(victim)[0], victim_call.call_sid, followed))
+        await asyncio.sleep(0.5)
         c.servers[int(victim.split("-")[1])].kill()
         record = await recorded(c, victim_call.call_sid,
                                 lambda r: r["ended_at"] is not None, within=15.0)
         assert record["end_reason"] == "interrupted"
+        assert await asyncio.wait_for(follower, 10.0) == 200
+        assert followed[-1][0] == "end"
         survivor = await recorded(c, survivor_call.call_sid, lambda r: True)
         assert survivor["ended_at"] is None
         said = await api(c.not_carrying(victim)[0], "GET", "/api/calls/live")

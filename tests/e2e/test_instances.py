@@ -20,6 +20,7 @@ from callbridge.server.runner import RunningServer, running
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from tests.databases import fresh_database
 from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, Harness, harness, stream_elsewhere
+from tests.server.console.kit import csrf_in, signed_in
 
 pytestmark = pytest.mark.e2e
 
@@ -173,3 +174,53 @@ async def _get(url: str, path: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+async def test_the_console_on_the_other_instance_lists_follows_and_hangs_up_the_call(
+    tmp_path: Path,
+) -> None:
+    """The console on A for B's call: listed with its instance, its live page shows the turns
+    so far (the greeting) and then new ones, and its hang-up reaches B and ends the page's
+    stream."""
+    async with two_instances(tmp_path) as pair:
+        dialer = pair.a.caller()
+        caller = await stream_elsewhere(pair.b.url, dialer, await dialer.dial())
+        await caller.wait_until_agent_quiet(quiet_for=0.3, timeout=10.0)
+        sid = dialer.call_sid
+        events: list[tuple[str, dict[str, Any]]] = []
+        async with httpx.AsyncClient(base_url=pair.a.server.url, trust_env=False,
+                                     timeout=10) as client:
+            await signed_in(client, API_TOKEN)
+            listed = await client.get("/console/live")
+            assert sid in listed.text and "instance-b" in listed.text
+            page = await client.get(f"/console/live/{sid}")
+            assert page.status_code == 200
+            csrf = csrf_in(page.text)
+
+            async def read() -> None:
+                async with client.stream("GET", f"/console/live/{sid}/events") as response:
+                    assert response.status_code == 200
+                    kind = ""
+                    async for line in response.aiter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: "):
+                            events.append((kind, json.loads(line[6:])))
+
+            reader = asyncio.create_task(read())
+            await pair.a.fake.wait_for(lambda: bool(events), 5.0)
+            assert events[0] == ("turn", {"role": "agent", "text": GREETING,
+                                          "interrupted": False})
+            said = await client.post(f"/console/live/{sid}/say",
+                                     data={"csrf": csrf, "text": "Your parcel has shipped."})
+            assert "note=" in said.headers["location"]
+            await pair.a.fake.wait_for(lambda: any(
+                "Your parcel has shipped." in e.get("text", "") for _, e in events), 5.0)
+            hung_up = await client.post(f"/console/live/{sid}/hangup", data={"csrf": csrf})
+            assert "note=" in hung_up.headers["location"]
+            await asyncio.wait_for(reader, 5.0)
+        assert [kind for kind, _ in events].count("turn") == 2  # each turn once
+        assert events[-1][0] == "ended"
+        await caller.wait_closed(timeout=5.0)
+        await caller.aclose()
+        await dialer.aclose()

@@ -31,8 +31,8 @@ _DELTAS = {b"response.output_audio_transcript.delta": "agent",
 MAX_FIELD_CHARS = 2000  # a follower's event fits a 8 kB message between instances
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "…"
+def _clip(text: str, at: int = MAX_FIELD_CHARS) -> str:
+    return text if len(text) <= at else text[:at] + "…"
 
 
 def from_actions(actions: list[Action]) -> list[LiveEvent]:
@@ -42,9 +42,7 @@ def from_actions(actions: list[Action]) -> list[LiveEvent]:
         kind = type(action)
         if kind is TurnFinished:
             assert isinstance(action, TurnFinished)
-            events.append({"type": "turn", "role": action.role, "item_id": action.item_id,
-                           "text": _clip(action.text), "heard": _clip(action.heard),
-                           "interrupted": action.interrupted})
+            events.append(turn(action))
         elif kind is RunTool:
             assert isinstance(action, RunTool)
             events.append({"type": "tool_call", "name": action.name, "call_id": action.call_id,
@@ -58,6 +56,13 @@ def from_actions(actions: list[Action]) -> list[LiveEvent]:
             events.append({"type": "event", "kind": "closing", "detail": {
                 "action": "hangup" if kind is HangUp else "transfer", "reason": action.reason}})
     return events
+
+
+def turn(finished: TurnFinished, clip_at: int = MAX_FIELD_CHARS) -> LiveEvent:
+    """The `turn` event of a finished turn (also how a follower is shown the turns so far)."""
+    return {"type": "turn", "role": finished.role, "item_id": finished.item_id,
+            "text": _clip(finished.text, clip_at), "heard": _clip(finished.heard, clip_at),
+            "interrupted": finished.interrupted}
 
 
 def transcript_delta(frame: bytes | str) -> LiveEvent | None:

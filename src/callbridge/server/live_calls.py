@@ -1,38 +1,47 @@
 """Acting on live calls wherever they are carried: here, or on another instance.
 
 Owns the decision "local or routed" for everything that reaches an instance about a call:
-live-call API requests (`act`, `live`, `follow`), and the messages other instances send this
-one (`handle`): a Twilio callback for a call carried here (`end`, `amd`), the media stream
-taken elsewhere (`release`), API requests (`say`, `context`, `hangup`, `transfer`) and the
-live feed (`watch`, `unwatch`, `feed`). What a request does to the call is decided in the core
-(`core.live_control`); the owner answers with an HTTP status, which the routing instance
-returns as is: 202 accepted, 404 unknown or ended, 409 not now, 400 bad input, and 503 when the
-owning instance did not answer in time.
+live-call API requests (`act`, `live`, `describe`, `transcript`, `follow`), and the messages
+other instances send this one (`handle`): a Twilio callback for a call carried here (`end`,
+`amd`), the media stream taken elsewhere (`release`), API requests (`say`, `context`, `hangup`,
+`transfer`), the turns so far (`turns`) and the live feed (`watch`, `unwatch`, `feed`). A
+follower of a call carried elsewhere checks the call's shared row every few seconds, so it
+follows the call to a new owner and gets its `end` even when the owner was killed.
+
+What a request does to the call is decided in the core (`core.live_control`); the owner
+answers with an HTTP status, which the routing instance returns as is: 202 accepted, 404
+unknown or ended, 409 not now, 400 bad input, and 503 when the owning instance did not answer
+in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from callbridge.core import live_control
+from callbridge.core import call_feed, live_control
 from callbridge.core.call_feed import LiveEvent
 from callbridge.core.states import CallState
 from callbridge.logs import get_logger
 from callbridge.server.bridge import Bridge
-from callbridge.server.cluster import Message
+from callbridge.server.cluster import MAX_PAYLOAD, Message
 
 if TYPE_CHECKING:
-    import asyncio
-
     from callbridge.server.app import CallbridgeServer
+    from callbridge.store.routes import Route
 
 log = get_logger("callbridge.live_calls")
 
 OPS = ("say", "context", "hangup", "transfer")
+_ASKING = (*OPS, "turns")  # the messages that wait for a reply
 ASK_TIMEOUT_S = 2.0
+FOLLOW_CHECK_S = 2.0  # how often a follower of a call carried elsewhere checks its owner
+_TURNS_BUDGET = MAX_PAYLOAD - 400  # the bytes of turns in one `turns` reply
+_OVERSIZED_TURN_CHARS = 300  # a turn that fits no reply alone is clipped to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +141,48 @@ class LiveCalls:
         for route in routes or []:
             if route.call_sid in calls or route.owner is None:
                 continue
-            calls[route.call_sid] = {
-                "call_sid": route.call_sid, "instance": route.owner,
-                "direction": route.facts.direction, "from": route.facts.from_number,
-                "to": route.facts.to_number, "agent": route.facts.agent, "state": "streaming"}
+            calls[route.call_sid] = _describe_route(route)
         return list(calls.values())
+
+    async def describe(self, call_sid: str) -> dict[str, Any] | None:
+        """One live call as `live` lists it, wherever it is carried; None when not live."""
+        bridge = self._carried_here(call_sid)
+        if bridge is not None and (bridge.attached or not self._server.cluster.shared):
+            return _describe_local(bridge, self.instance)
+        route = await self._server.cluster.route(call_sid)
+        if route is None or route.ended or route.owner is None:
+            return None
+        if route.owner == self.instance:
+            return None if bridge is None else _describe_local(bridge, self.instance)
+        return _describe_route(route)
+
+    async def transcript(self, call_sid: str) -> list[LiveEvent] | None:
+        """The call's finished turns so far, as `turn` events; None when it is not live.
+
+        With `follow`, enter `follow` first: a turn finishing in between then comes twice
+        (here and on the feed, same `role` and `item_id`) rather than not at all."""
+        bridge = self._carried_here(call_sid)
+        if bridge is not None and (bridge.attached or not self._server.cluster.shared):
+            return [call_feed.turn(finished) for finished in bridge.transcript]
+        owner = await self._owner(call_sid)
+        if owner is None:
+            return None if bridge is None else [call_feed.turn(t) for t in bridge.transcript]
+        turns: list[LiveEvent] = []
+        while True:
+            reply = await self._server.cluster.ask(
+                owner, {"op": "turns", "call_sid": call_sid, "after": len(turns)},
+                ASK_TIMEOUT_S)
+            if reply is None or reply.get("status") != 202:
+                if reply is None:
+                    log.warning("the turns so far did not come", call_sid=call_sid, owner=owner,
+                                got=len(turns))
+                return turns if turns or reply is None else None
+            page = reply.get("turns")
+            if not isinstance(page, list) or not page:
+                return turns
+            turns += [turn for turn in page if isinstance(turn, dict)]
+            if not reply.get("more"):
+                return turns
 
     @contextlib.asynccontextmanager
     async def follow(self, call_sid: str) -> AsyncIterator[asyncio.Queue[LiveEvent] | None]:
@@ -152,14 +198,48 @@ class LiveCalls:
         if owner is None:
             yield None
             return
+        followed = [owner]  # the instance carrying the call, as the watchdog last saw it
+        watchdog: asyncio.Task[None] | None = None
         try:
             async with feed.subscribe(call_sid) as queue:
-                reply = await self._server.cluster.ask(
-                    owner, {"op": "watch", "call_sid": call_sid}, ASK_TIMEOUT_S)
-                yield queue if reply is not None and reply.get("status") == 202 else None
+                if await self._watch(owner, call_sid):
+                    watchdog = asyncio.create_task(self._keep_following(call_sid, followed))
+                    yield queue
+                else:
+                    yield None
         finally:
-            if not feed.following(call_sid):
-                await self._server.cluster.send(owner, {"op": "unwatch", "call_sid": call_sid})
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
+            if not feed.following(call_sid) and followed[0] != self.instance:
+                await self._server.cluster.send(followed[0],
+                                                {"op": "unwatch", "call_sid": call_sid})
+
+    async def _watch(self, owner: str, call_sid: str) -> bool:
+        reply = await self._server.cluster.ask(owner, {"op": "watch", "call_sid": call_sid},
+                                               ASK_TIMEOUT_S)
+        return reply is not None and reply.get("status") == 202
+
+    async def _keep_following(self, call_sid: str, followed: list[str]) -> None:
+        """While followed here, check the call's row: follow it to a new owner, and end the
+        stream when it ended without its `end` reaching us (its owner was killed and swept)."""
+        feed = self._server.feed
+        while True:
+            await asyncio.sleep(FOLLOW_CHECK_S)
+            route = await self._server.cluster.route(call_sid)
+            if route is None or route.ended:
+                feed.deliver(call_sid, call_feed.ended(
+                    "the call ended while the instance carrying it could not say so"))
+                return
+            if route.owner is None or route.owner == followed[0]:
+                continue
+            if route.owner == self.instance:
+                bridge = self._carried_here(call_sid)
+                if bridge is not None:
+                    feed.watch(bridge)
+                    followed[0] = self.instance
+            elif await self._watch(route.owner, call_sid):
+                followed[0] = route.owner
 
     # ---------------------------------------------------------------- from other instances
 
@@ -189,7 +269,10 @@ class LiveCalls:
             feed.follow_remotely(bridge, sender)
             return {"status": 202, "reason": "following"}
         if bridge is None or not live:
-            return {"status": 404, "reason": NOT_LIVE.reason} if op in OPS else None
+            return {"status": 404, "reason": NOT_LIVE.reason} if op in _ASKING else None
+        if op == "turns":
+            after = message.get("after")
+            return page_of_turns(bridge, after if isinstance(after, int) else 0)
         if op == "end":
             bridge.end(str(message.get("reason", "ended elsewhere")))
             return None
@@ -203,6 +286,31 @@ class LiveCalls:
             reply = Reply(400, reason) if reason is not None else perform(bridge, op, args)
             return {"status": reply.status, "reason": reply.reason}
         return None
+
+
+def page_of_turns(bridge: Bridge, after: int) -> Message:
+    """The turns after the first `after` that fit one cluster message, and whether more follow."""
+    page: list[LiveEvent] = []
+    size = 0
+    rest = bridge.transcript[max(after, 0):]
+    for finished in rest:
+        turn = call_feed.turn(finished)
+        turn_size = len(json.dumps(turn))
+        if turn_size > _TURNS_BUDGET and not page:
+            turn = call_feed.turn(finished, _OVERSIZED_TURN_CHARS)
+            turn_size = len(json.dumps(turn))
+        if size + turn_size > _TURNS_BUDGET:
+            break
+        page.append(turn)
+        size += turn_size
+    return {"status": 202, "turns": page, "more": len(page) < len(rest)}
+
+
+def _describe_route(route: Route) -> dict[str, Any]:
+    facts = route.facts
+    return {"call_sid": route.call_sid, "instance": route.owner,
+            "direction": facts.direction, "from": facts.from_number, "to": facts.to_number,
+            "agent": facts.agent, "state": "streaming"}
 
 
 def _describe_local(bridge: Bridge, instance: str) -> dict[str, Any]:

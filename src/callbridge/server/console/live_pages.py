@@ -1,13 +1,14 @@
 """The live view: live calls, one call's transcript as it grows (Server-Sent Events), and the
 buttons that hang it up, transfer it or make the agent say something.
 
-Everything about the calls themselves goes through `LiveCalls` (console/live.py), so these pages
-do not change when live calls come from the cluster instead of this instance.
+Everything about the calls themselves goes through `LiveCalls` (console/live.py), which reaches
+the calls of every instance through the live-call API.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import quote
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from callbridge.server.console.live import CommandRefused
+from callbridge.server.console.live import CommandRefused, Following, LiveTurn
 from callbridge.server.console.web import (
     Console,
     Handler,
@@ -26,60 +27,64 @@ from callbridge.server.console.web import (
     session_of,
 )
 
-POLL_S = 0.25
 KEEPALIVE_S = 15.0
 
 
 async def live_list(console: Console, visit: Visit) -> Response:
-    return render(visit, "live.html", calls=console.live.calls())
+    return render(visit, "live.html", calls=await console.live.calls())
 
 
 async def live_call(console: Console, visit: Visit) -> Response:
     call_sid = visit.request.path_params["call_sid"]
-    call = console.live.get(call_sid)
+    call = await console.live.get(call_sid)
     if call is None:
         return render(visit, "message.html", 404, title="Not live",
-                      message=f"{call_sid} is not a live call on this instance any more.")
+                      message=f"{call_sid} is not a live call any more.")
     return render(visit, "live_call.html", call=call)
 
 
 def events(console: Console) -> Handler:
     async def handle(request: Request) -> Response:
-        """`text/event-stream` of the call's turns: `turn` events, then one `ended`."""
+        """`text/event-stream` of the call's turns (those so far first): `turn` events, then
+        one `ended`."""
         if session_of(console, request) is None:
             return secured(PlainTextResponse("sign in first\n", status_code=401))
-        call_sid = request.path_params["call_sid"]
-        if console.live.get(call_sid) is None:
+        stack = contextlib.AsyncExitStack()
+        following = await stack.enter_async_context(
+            console.live.follow(request.path_params["call_sid"]))
+        if following is None:
+            await stack.aclose()
             return secured(PlainTextResponse("not a live call\n", status_code=404))
-        stream = StreamingResponse(_turns(console, request, call_sid),
-                                   media_type="text/event-stream")
+        stream = StreamingResponse(_turns(following, stack), media_type="text/event-stream")
         stream.headers["X-Accel-Buffering"] = "no"
+        stream.headers["Cache-Control"] = "no-cache"
         return secured(stream)
     return handle
 
 
-async def _turns(console: Console, request: Request, call_sid: str) -> AsyncIterator[str]:
-    sent, idle = 0, 0.0
-    yield "retry: 2000\n\n"
-    while True:
-        turns = console.live.turns(call_sid, sent)
-        if turns is None:
-            yield "event: ended\ndata: {}\n\n"
-            return
-        for turn in turns:
-            data = json.dumps({"role": turn.role, "text": turn.text,
-                               "interrupted": turn.interrupted})
-            yield f"event: turn\ndata: {data}\n\n"
-        sent += len(turns)
-        if turns:
-            idle = 0.0
-        elif idle >= KEEPALIVE_S:
-            idle = 0.0
-            yield ": keepalive\n\n"
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(POLL_S)
-        idle += POLL_S
+def _turn_event(turn: LiveTurn) -> str:
+    data = json.dumps({"role": turn.role, "text": turn.text, "interrupted": turn.interrupted})
+    return f"event: turn\ndata: {data}\n\n"
+
+
+async def _turns(following: Following, stack: contextlib.AsyncExitStack) -> AsyncIterator[str]:
+    try:
+        yield "retry: 2000\n\n"
+        for turn in await following.so_far():
+            yield _turn_event(turn)
+        while True:
+            try:
+                turns = await asyncio.wait_for(following.next(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if turns is None:
+                yield "event: ended\ndata: {}\n\n"
+                return
+            for turn in turns:
+                yield _turn_event(turn)
+    finally:
+        await stack.aclose()
 
 
 async def _command(console: Console, visit: Visit) -> str:

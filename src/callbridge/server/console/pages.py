@@ -107,7 +107,7 @@ async def call_page(console: Console, visit: Visit) -> Response:
     return render(visit, "call.html", call=call, recording=recording,
                   twilio_recording=twilio_recording, shift_s=_stream_shift(call),
                   latency=latency, latency_summary=latency_summary(call["events"]),
-                  pretty=pretty, live=console.live.get(call_sid) is not None)
+                  pretty=pretty, live=await console.live.get(call_sid) is not None)
 
 
 def _stream_shift(call: dict[str, Any]) -> float:
