@@ -192,7 +192,8 @@ async def test_the_console_on_the_other_instance_lists_follows_and_hangs_up_the_
                                      timeout=10) as client:
             await signed_in(client, API_TOKEN)
             listed = await client.get("/console/live")
-            assert sid in listed.text and "instance-b" in listed.text
+            assert sid in listed.text
+            assert "instance-b" in listed.text
             page = await client.get(f"/console/live/{sid}")
             assert page.status_code == 200
             csrf = csrf_in(page.text)
@@ -222,5 +223,54 @@ async def test_the_console_on_the_other_instance_lists_follows_and_hangs_up_the_
         assert [kind for kind, _ in events].count("turn") == 2  # each turn once
         assert events[-1][0] == "ended"
         await caller.wait_closed(timeout=5.0)
+        await caller.aclose()
+        await dialer.aclose()
+
+
+async def _record(url: str, call_sid: str) -> dict[str, Any]:
+    return await _get(url, f"/api/calls/{call_sid}")
+
+
+async def test_a_repeated_webhook_after_the_stream_went_elsewhere_keeps_no_upstream(
+    tmp_path: Path,
+) -> None:
+    """Twilio repeats the webhook on A after B took the stream: A's new pre-opened session is
+    closed at once, and when its token expires A records no end for the call going on at B."""
+    async with two_instances(tmp_path, CALLBRIDGE_STREAM_TOKEN_TTL="3") as pair:
+        dialer = pair.a.caller()
+        caller = await stream_elsewhere(pair.b.url, dialer, await dialer.dial())
+        fake, sid = pair.a.fake, dialer.call_sid
+        await fake.wait_for(lambda: fake.connections[0].closed, timeout=3.0)
+        await dialer.dial()  # the repeat, on A again
+        await asyncio.sleep(1.0)
+        assert sum(not c.closed for c in fake.connections) == 1  # B's, carrying the call
+        await asyncio.sleep(3.0)  # past the repeat's token
+        assert pair.a.state.writer is not None
+        await pair.a.state.writer.flush()
+        assert (await _record(pair.a.server.url, sid))["ended_at"] is None
+        await caller.hang_up()
+        await caller.aclose()
+        await dialer.aclose()
+
+
+async def test_a_lost_release_message_records_no_false_end_when_the_token_expires(
+    tmp_path: Path,
+) -> None:
+    """B took the stream but A never heard (the release message lost): when A's token expires
+    it reads the call's row, sees B carries it, and hands over instead of recording an end."""
+    async with two_instances(tmp_path, CALLBRIDGE_STREAM_TOKEN_TTL="2") as pair:
+        pair.a.state.cluster.handler = None  # A ignores every message from B
+        dialer = pair.a.caller()
+        caller = await stream_elsewhere(pair.b.url, dialer, await dialer.dial())
+        fake, sid = pair.a.fake, dialer.call_sid
+        assert not fake.connections[0].closed  # A still holds its pre-opened session
+        await fake.wait_for(lambda: fake.connections[0].closed, timeout=4.0)
+        assert pair.a.state.calls.get(sid) is None
+        assert pair.a.state.writer is not None
+        await pair.a.state.writer.flush()
+        record = await _record(pair.a.server.url, sid)
+        assert record["ended_at"] is None
+        assert not [e for e in record["events"] if "no media stream" in json.dumps(e)]
+        await caller.hang_up()
         await caller.aclose()
         await dialer.aclose()

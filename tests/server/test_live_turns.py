@@ -44,7 +44,8 @@ def test_a_turn_too_large_for_any_message_is_clipped_not_dropped() -> None:
     got = [turn for page in _pages([_turn(0, "hi"), _turn(1, huge), _turn(2, "bye")])
            for turn in page["turns"]]
     assert [t["item_id"] for t in got] == ["item_0", "item_1", "item_2"]
-    assert got[1]["text"].startswith("é" * 300) and got[1]["text"].endswith("…")
+    assert got[1]["text"].startswith("é" * 300)
+    assert got[1]["text"].endswith("…")
 
 
 def test_nothing_after_the_end() -> None:

@@ -78,6 +78,7 @@ class CallbridgeServer:
         self.feed = LiveFeed(self.cluster)
         self.live = LiveCalls(self)
         self.cluster.handler = self.live.handle
+        self.calls.taken_elsewhere = self.live.taken_elsewhere
         self._finishing: set[asyncio.Task[None]] = set()
         self._watch()
         self.recovered_calls: list[str] = []

@@ -92,7 +92,9 @@ class Cluster:
     async def stop(self) -> None:
         return None
 
-    async def remember(self, call_sid: str, facts: CallFacts) -> None:
+    async def remember(self, call_sid: str, facts: CallFacts) -> Route | None:
+        """Share the webhook's facts; the call's row, which says whether an instance already
+        took its stream (None alone or when the database did not answer)."""
         return None
 
     async def redeem(self, nonce: str, call_sid: str, expires_at: float) -> bool:
@@ -207,9 +209,10 @@ class PostgresCluster(Cluster):
 
     # ---------------------------------------------------------------- call facts
 
-    async def remember(self, call_sid: str, facts: CallFacts) -> None:
-        await self._quietly("remember", self._routes.remember(
+    async def remember(self, call_sid: str, facts: CallFacts) -> Route | None:
+        result: Route | None = await self._quietly("remember", self._routes.remember(
             call_sid, facts, self.instance, time.time()))
+        return result
 
     async def redeem(self, nonce: str, call_sid: str, expires_at: float) -> bool:
         redeemed = await self._quietly("redeem", self._routes.redeem(

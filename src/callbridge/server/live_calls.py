@@ -122,6 +122,13 @@ class LiveCalls:
             return Reply(503, f"the instance carrying the call ({owner}) did not answer")
         return Reply(int(reply.get("status", 503)), str(reply.get("reason", "")))
 
+    async def taken_elsewhere(self, call_sid: str) -> bool:
+        """Whether another instance took the call's media stream (even if it ended there)."""
+        if not self._server.cluster.shared:
+            return False
+        route = await self._server.cluster.route(call_sid)
+        return route is not None and route.owner not in (None, self.instance)
+
     async def _owner(self, call_sid: str) -> str | None:
         """The other instance carrying the call, or None."""
         route = await self._server.cluster.route(call_sid)

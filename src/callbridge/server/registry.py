@@ -2,13 +2,15 @@
 
 Owns creating a call's `Bridge` once (duplicate webhooks reuse it), giving up on calls whose media
 socket never connects or went to another instance (`hand_over`), and forgetting calls when they
-finish.
+finish. When the stream token expires with no media socket here, a call whose stream another
+instance took (`taken_elsewhere`, set by the server when instances share a database) is handed
+over silently instead of recorded as ended: its record belongs to the instance carrying it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from callbridge.config import Settings
 from callbridge.core.agent import AgentProfile
@@ -37,6 +39,8 @@ class CallRegistry:
         self._bridges: dict[str, Bridge] = {}
         self.finished_calls: list[Bridge] = []
         self.keep_finished = 0  # how many finished bridges to keep for inspection (tests, simulate)
+        self.taken_elsewhere: Callable[[str], Awaitable[bool]] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
 
     def open(self, call_sid: str, info: CallInfo | None = None, *,
              profile: AgentProfile | None = None, awaiting_answer: bool = False) -> Bridge:
@@ -53,8 +57,26 @@ class CallRegistry:
         self._empty.clear()
         bridge.begin()
         loop = asyncio.get_running_loop()
-        loop.call_later(self._settings.stream_token_ttl, bridge.abandon, "no media stream")
+        loop.call_later(self._settings.stream_token_ttl, self._no_stream, bridge)
         return bridge
+
+    def _no_stream(self, bridge: Bridge) -> None:
+        if bridge.attached or bridge.finished.is_set():
+            return
+        if self.taken_elsewhere is None:
+            bridge.abandon("no media stream")
+            return
+        task = asyncio.ensure_future(self._abandon_unless_taken(bridge, self.taken_elsewhere))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    @staticmethod
+    async def _abandon_unless_taken(bridge: Bridge,
+                                    taken_elsewhere: Callable[[str], Awaitable[bool]]) -> None:
+        if await taken_elsewhere(bridge.call_sid):
+            bridge.hand_over()
+        else:
+            bridge.abandon("no media stream")
 
     def hand_over(self, call_sid: str) -> None:
         """Another instance took the call's media stream: release our pre-opened bridge."""

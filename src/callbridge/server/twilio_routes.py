@@ -83,10 +83,19 @@ def voice(server: CallbridgeServer) -> Handler:
         info = CallInfo(params.get("Direction", "inbound"), caller, called)
         profile = server.settings.directory.for_number(called)
         server.calls.open(call_sid, info, profile=profile)
-        await server.cluster.remember(call_sid, CallFacts(info.direction, caller, called,
-                                                          profile.name))
+        _remembered(server, call_sid, await server.cluster.remember(
+            call_sid, CallFacts(info.direction, caller, called, profile.name)))
         return _connect(server, call_sid, caller, called)
     return _signed(server, handle)
+
+
+def _remembered(server: CallbridgeServer, call_sid: str, route: Route | None) -> None:
+    """A repeated webhook after another instance took the stream: the upstream just pre-opened
+    here is not needed (and must not record an end for a call that goes on there)."""
+    if route is not None and route.owner not in (None, server.settings.instance_id):
+        log.info("repeated webhook for a call carried elsewhere", call_sid=call_sid,
+                 owner=route.owner)
+        server.calls.hand_over(call_sid)
 
 
 def _refused(server: CallbridgeServer, call_sid: str) -> Response | None:
@@ -127,8 +136,8 @@ def outbound_answer(server: CallbridgeServer) -> Handler:
         info = CallInfo(params.get("Direction", "outbound-api"), ours, theirs)
         awaiting_answer = request.query_params.get("amd") == "1"
         server.calls.open(call_sid, info, profile=profile, awaiting_answer=awaiting_answer)
-        await server.cluster.remember(call_sid, CallFacts(info.direction, ours, theirs,
-                                                          profile.name, awaiting_answer))
+        _remembered(server, call_sid, await server.cluster.remember(
+            call_sid, CallFacts(info.direction, ours, theirs, profile.name, awaiting_answer)))
         return _connect(server, call_sid, ours, theirs)
     return _signed(server, handle)
 

@@ -71,17 +71,20 @@ class RouteStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def remember(self, call_sid: str, facts: CallFacts, instance: str, now: float) -> None:
-        """The webhook's facts; a repeated webhook refreshes them (the owner stays)."""
+    async def remember(self, call_sid: str, facts: CallFacts, instance: str,
+                       now: float) -> Route:
+        """The webhook's facts; a repeated webhook refreshes them (the owner stays). The row
+        says whether an instance already took the call's stream."""
         row = {"call_sid": call_sid, **_facts_row(facts), "webhook_instance": instance,
                "ended": False, "updated_at": _utc(now)}
         statement = insert(call_routes).values(row)
         async with self._engine.begin() as connection:
-            await connection.execute(statement.on_conflict_do_update(
+            return _route((await connection.execute(statement.on_conflict_do_update(
                 index_elements=["call_sid"],
                 set_={**{k: statement.excluded[k] for k in _facts_row(facts)},
                       "webhook_instance": statement.excluded.webhook_instance,
-                      "updated_at": statement.excluded.updated_at}))
+                      "updated_at": statement.excluded.updated_at},
+            ).returning(*call_routes.c))).one())
 
     async def redeem(self, nonce: str, call_sid: str, instance: str, expires_at: float) -> bool:
         """True the first time any instance redeems `nonce`; False ever after."""
