@@ -97,8 +97,8 @@ def test_backend_model_and_instructions_can_be_chosen() -> None:
 
 
 def test_a_replacing_session_gets_the_conversation_as_text_and_no_second_greeting() -> None:
-    """Caller and agent turns as messages, tool traffic as developer notes, and a final note
-    that the call is already under way."""
+    """Caller and agent turns as messages, tool traffic and notes given mid-call as developer
+    notes, and a final note that the call is already under way."""
     items = [
         {"type": "message", "role": "assistant",
          "content": [{"type": "output_text", "text": "Hello, Ada's Bakery."}]},
@@ -107,6 +107,8 @@ def test_a_replacing_session_gets_the_conversation_as_text_and_no_second_greetin
         {"type": "function_call", "call_id": "c1", "name": "book_table",
          "arguments": '{"people":2,"time":"20:00"}'},
         {"type": "function_call_output", "call_id": "c1", "output": '{"ok":true}'},
+        {"type": "message", "role": "system",
+         "content": [{"type": "input_text", "text": "The caller is a VIP."}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "  "}]},
     ]
     session = lc.session_config(PROFILE, lc.LiveOptions(), restored=items)
@@ -117,6 +119,7 @@ def test_a_replacing_session_gets_the_conversation_as_text_and_no_second_greetin
         ("user", "A table for two at eight."),
         ("developer", 'Called tool book_table with {"people":2,"time":"20:00"}.'),
         ("developer", 'Tool result for call c1: {"ok":true}'),
+        ("developer", "The caller is a VIP."),
         ("developer", lc.ALREADY_IN_PROGRESS),
     ]
 

@@ -7,7 +7,16 @@ from callbridge.core import realtime_events as rt
 from callbridge.core.actions import Action, HangUp, Note, RedirectCall
 from callbridge.core.agent import AgentProfile
 from callbridge.core.session import CallSession
-from tests.core.drive import Driver, event, mark_frame, marks, realtime_out
+from tests.core.drive import (
+    CALL_SID,
+    Driver,
+    event,
+    mark_frame,
+    marks,
+    realtime_out,
+    session_updated,
+    start_frame,
+)
 
 
 def creates(actions: list[Action]) -> list[rt.CreateResponse]:
@@ -75,6 +84,54 @@ def test_context_is_a_system_item_and_no_response() -> None:
     assert item["role"] == "system"
     assert item["content"][0]["text"] == "The caller is a VIP."
     assert creates(out) == []
+
+
+def _reconnect(d: Driver) -> list[dict[str, object]]:
+    """Drop the model's session and open a new one; the items it is given."""
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    return [e.item for e in realtime_out(d.realtime(session_updated()))
+            if isinstance(e, rt.CreateItem)]
+
+
+def test_a_context_note_is_given_again_to_the_session_replacing_a_dropped_one() -> None:
+    """The note stays in the conversation: a reconnect restores it in its place, and the
+    caller's last turn still owes a reply (a note is not a turn)."""
+    d = Driver()
+    accepted(live.add_context(d.session, "The caller is a VIP.", d.now))
+    d.realtime(event("input_audio_buffer.speech_stopped", audio_end_ms=500, item_id="u1"))
+    d.realtime(event("conversation.item.input_audio_transcription.completed", item_id="u1",
+                     content_index=0, transcript="Where is my order?"))
+    accepted(live.add_context(d.session, "Order 42 shipped today.", d.now))
+    items = _reconnect(d)
+    assert [(i["role"], i["content"][0]["text"]) for i in items] == [  # type: ignore[index]
+        ("system", "The caller is a VIP."), ("user", "Where is my order?"),
+        ("system", "Order 42 shipped today.")]
+    assert d.session.history.last_is_caller()
+
+
+def test_a_context_note_taken_while_reconnecting_goes_with_the_restored_conversation() -> None:
+    """Accepted while the link is down (nothing sent), then given to the new session."""
+    d = Driver()
+    d.do(d.session.upstream_lost(d.now, "1006"))
+    out = d.do(accepted(live.add_context(d.session, "Speak slowly.", d.now)))
+    assert [e for e in realtime_out(out) if isinstance(e, rt.CreateItem)] == []
+    d.do(d.session.upstream_opened(d.now))
+    d.realtime(event("session.created", session={}))
+    items = [e.item for e in realtime_out(d.realtime(session_updated()))
+             if isinstance(e, rt.CreateItem)]
+    assert [i["content"][0]["text"] for i in items] == ["Speak slowly."]
+
+
+def test_context_before_the_first_session_is_ready_is_refused() -> None:
+    session = CallSession(CALL_SID, AgentProfile())
+    session.begin(100.0)
+    session.upstream_opened(100.0)
+    session.receive_twilio(start_frame(), 100.0)  # streaming; the model's session not ready
+    refusal = live.add_context(session, "Too early.", 100.0)
+    assert isinstance(refusal, live.Refusal)
+    assert "not ready" in refusal.reason
 
 
 def test_hang_up_without_goodbye_is_immediate() -> None:

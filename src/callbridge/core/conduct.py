@@ -326,6 +326,9 @@ def say_fillers(s: CallSession, now: float) -> list[Action]:
 
 
 def system_note(s: CallSession, text: str) -> list[Action]:
+    """A note for the model: sent now when its session is ready, and kept in the history, so a
+    replacing session (a reconnect, a recycle) is given it with the conversation."""
+    s.history.noted(text)
     if s.link.state is not UpstreamState.READY:
         return []
     return [s.model.system_note(text)]

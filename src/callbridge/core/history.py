@@ -1,8 +1,10 @@
 """The conversation so far, as Realtime conversation items, for seeding a new upstream session.
 
 The caller's turns are their transcripts, the agent's turns what the caller actually heard, plus
-tool calls and their results. A caller turn takes its place when the caller stops speaking, even
-though its transcript arrives later, so the order is the order things were said.
+tool calls and their results, and the notes the model was given mid-call (an API `context`, the
+wrap-up warning) as system messages, so a replacing session knows them too. A caller turn
+takes its place when the caller stops speaking, even though its transcript arrives later, so
+the order is the order things were said.
 No I/O. No clock.
 """
 
@@ -52,10 +54,14 @@ class ConversationHistory:
         item = {"type": "function_call_output", "call_id": call_id, "output": output}
         self._append(_Entry("output:" + call_id, item))
 
+    def noted(self, text: str) -> None:
+        """A note the model was given: it sees it, nobody said it."""
+        self._append(_Entry(f"note:{len(self._entries)}", _message("system", "input_text", text)))
+
     def last_is_caller(self) -> bool:
-        """True when the caller spoke last (so the agent owes a reply)."""
+        """True when the caller spoke last (so the agent owes a reply); notes do not count."""
         for entry in reversed(self._entries):
-            if entry.item is not None:
+            if entry.item is not None and entry.item.get("role") != "system":
                 return entry.item.get("role") == "user"
         return False
 

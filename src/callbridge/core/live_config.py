@@ -151,9 +151,9 @@ def _as_message(item: dict[str, Any]) -> dict[str, Any] | None:
         role = item.get("role")
         text = " ".join(str(part.get("text", "")) for part in item.get("content", ())
                         if isinstance(part, dict)).strip()
-        if role not in ("user", "assistant") or not text:
+        if role not in ("user", "assistant", "system") or not text:
             return None
-        return _text_message(role, text)
+        return _text_message("developer" if role == "system" else role, text)
     if kind == "function_call":
         return _text_message("developer", f"Called tool {item.get('name')} with "
                                           f"{item.get('arguments', '{}')}.")

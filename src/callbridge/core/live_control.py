@@ -23,7 +23,7 @@ from callbridge.core.agent import say_exactly
 from callbridge.core.control import transfer_twiml
 from callbridge.core.ending import Ending
 from callbridge.core.reply import Followup
-from callbridge.core.states import CallState, UpstreamState
+from callbridge.core.states import CallState
 
 if TYPE_CHECKING:
     from callbridge.core.session import CallSession
@@ -96,8 +96,9 @@ def add_context(s: CallSession, text: str, now: float) -> Outcome:
     refusal = _not_now(s)
     if refusal is not None:
         return refusal
-    if s.link.state is not UpstreamState.READY:
-        return Refusal("the agent's session is reconnecting; try again in a moment")
+    if not s.link.ever_ready:
+        return Refusal("the agent's session is not ready yet; try again in a moment")
+    # While reconnecting, the note waits in the history the new session is given.
     return [Note("api_context", {"chars": len(text)}), *conduct.system_note(s, text)]
 
 
