@@ -28,10 +28,11 @@ from callbridge.core.agent import (
     AgentProfile,
     LiveOptions,
 )
-from callbridge.core.live_config import is_live_model
+from callbridge.core.live_config import backend_tool_name, is_live_model
 from callbridge.errors import ConfigError
 from callbridge.structured_outputs import check_fragment
 from callbridge.tools import ToolRegistry, load_tools_module
+from callbridge.tools.delegation import backend_tool
 
 TURN_DETECTIONS = ("server_vad", "semantic_vad", "none")
 ENV_OVERRIDES = (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
@@ -40,11 +41,12 @@ ENV_OVERRIDES = (("model", "CALLBRIDGE_MODEL"), ("voice", "CALLBRIDGE_VOICE"),
                  ("turn_detection", "CALLBRIDGE_TURN_DETECTION"),
                  ("audio_format", "CALLBRIDGE_AUDIO_FORMAT"),
                  ("live_delegation", "CALLBRIDGE_LIVE_DELEGATION"),
-                 ("backend_model", "CALLBRIDGE_LIVE_BACKEND_MODEL"))
+                 ("backend_model", "CALLBRIDGE_LIVE_BACKEND_MODEL"),
+                 ("backend", "CALLBRIDGE_LIVE_BACKEND"))
 FILE_KEYS = frozenset({"agent", "agents", "numbers", "default_agent", "tools_module", "apology"})
 _DERIVED = frozenset({"name", "tools", "builtin_tools", "tool_fillers", "live"})
 # GPT-Live settings (a `gpt-live*` model); they become the profile's `LiveOptions`.
-LIVE_KEYS = frozenset({"live_delegation", "backend_model", "backend_instructions"})
+LIVE_KEYS = frozenset({"live_delegation", "backend_model", "backend_instructions", "backend"})
 # Settings only the Realtime API has: on a GPT-Live agent they would be silently half-applied,
 # so setting one there is a start-up error (GPT-Live has no turn detection, transcribes by
 # itself and speaks μ-law only on a phone line).
@@ -118,6 +120,7 @@ def load_directory(file_values: Mapping[str, Any], env: Mapping[str, str]) -> Ag
         agents[str(name)] = _after_call(_profile(str(name), table, overrides, registry), env)
     if default not in agents:
         raise ConfigError(f"agent file: default_agent {default!r} is not one of the agents")
+    _register_backends(agents, registry)
     numbers = _numbers(file_values.get("numbers", {}), agents)
     for profile in agents.values():
         for target in profile.handoffs:
@@ -125,6 +128,16 @@ def load_directory(file_values: Mapping[str, Any], env: Mapping[str, str]) -> Ag
                 raise ConfigError(f"agent {profile.name!r}: handoffs names an unknown agent "
                                   f"{target!r}")
     return AgentDirectory(agents, numbers, default, registry)
+
+
+def _register_backends(agents: Mapping[str, AgentProfile], registry: ToolRegistry) -> None:
+    """Each client delegation backend, loaded once, as the tool its delegations call."""
+    for spec in sorted({p.live.backend for p in agents.values() if p.live.backend}):
+        tool_name = backend_tool_name(spec)
+        if registry.get(tool_name) is not None:
+            raise ConfigError(f"backend {spec!r}: another tool or backend is already called "
+                              f"{tool_name!r}; rename the function")
+        registry.add(backend_tool(spec))
 
 
 def _registry(module: object) -> ToolRegistry:
@@ -147,7 +160,7 @@ def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
     for key, variable in ENV_OVERRIDES:
         if env.get(variable):
             values[key] = env[variable]
-    values["live"] = _live_options(name, values)
+    values["live"] = _live_options(name, values, bool(table.get("tools")))
     for key in _TUPLES & values.keys():
         if not _names(values[key]):
             raise ConfigError(f"agent {name!r}: {key} must be a list of agent names")
@@ -171,7 +184,7 @@ def _profile(name: str, table: Mapping[str, Any], env: Mapping[str, str],
         raise ConfigError(f"agent {name!r}: invalid settings: {exc}") from exc
 
 
-def _live_options(name: str, values: dict[str, Any]) -> LiveOptions:
+def _live_options(name: str, values: dict[str, Any], has_tools: bool) -> LiveOptions:
     """Take the GPT-Live keys out of `values` as `LiveOptions`, refusing settings that do not
     apply to the agent's API (one-line `ConfigError`)."""
     live = {key: values.pop(key) for key in LIVE_KEYS & values.keys()}
@@ -197,8 +210,20 @@ def _live_options(name: str, values: dict[str, Any]) -> LiveOptions:
         raise ConfigError(f"agent {name!r}: live_delegation must be responses or client, not "
                           f"{delegation!r}")
     if delegation == "client":
-        raise ConfigError(f"agent {name!r}: live_delegation = client is not available yet; "
-                          "use responses (the agent's tools run on the Responses backend)")
+        # Client delegation has no tool channel: every question goes to the backend.
+        wrong = sorted({"backend_model", "backend_instructions"} & live.keys())
+        if has_tools:
+            wrong.append("tools")
+        if wrong:
+            raise ConfigError(f"agent {name!r}: {', '.join(wrong)} only apply to "
+                              "live_delegation = responses; with client delegation the "
+                              "backend answers everything")
+        if "backend" not in live:
+            raise ConfigError(f"agent {name!r}: live_delegation = client needs backend = "
+                              "'package.module:function', the function that answers")
+        return LiveOptions(delegation="client", backend=live["backend"])
+    if "backend" in live:
+        raise ConfigError(f"agent {name!r}: backend only applies to live_delegation = client")
     return LiveOptions(delegation="responses",
                        backend_model=live.get("backend_model", DEFAULT_BACKEND_MODEL),
                        backend_instructions=live.get("backend_instructions"))

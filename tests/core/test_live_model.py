@@ -15,9 +15,9 @@ from callbridge.core.actions import (
     SendTwilio,
     TurnFinished,
 )
-from callbridge.core.agent import AgentProfile
+from callbridge.core.agent import AgentProfile, LiveOptions
 from callbridge.core.history import ConversationHistory
-from callbridge.core.live_model import LiveModel
+from callbridge.core.live_model import BACKEND_FAILED, MAX_COMMENTARY_CHARS, LiveModel
 from callbridge.core.model_choice import model_for
 from callbridge.core.realtime_model import RealtimeModel
 from callbridge.core.reports import ReplyUsage, TurnLatency
@@ -292,3 +292,74 @@ def test_turn_latency_is_measured_from_the_end_of_the_callers_words() -> None:
     session.receive_twilio(media_frame(2400), now + 2.4)
     reports = session.receive_twilio(mark_frame(mark), now + 2.45)
     assert [r.ms for r in reports if isinstance(r, TurnLatency)] == [500]
+
+
+CLIENT = LiveOptions(delegation="client", backend="shop.answers:answer")
+
+
+def delegated(delegation_id: str = "del_c1") -> str:
+    return ev("session.delegation.created", offset_ms=2000, delegation={
+        "id": delegation_id, "type": "delegation", "target": "client"})
+
+
+def test_a_client_delegation_asks_the_backend_with_the_conversation_so_far() -> None:
+    """The delegation becomes a call of the agent's backend tool with its id and the turns so
+    far (the caller's unfinished words included); the answer is commentary tied to that id."""
+    model = LiveModel(PROFILE, CLIENT)
+    model.socket_opened()
+    model.receive(words("output", " Hello, Ada's Bakery.", 0, 900), 1.0)
+    model.receive(words("input", " When do you open", 1200, 1900), 2.0)
+    [request] = [i for i in model.receive(delegated(), 2.1)
+                 if isinstance(i, m.ToolCallRequested)]
+    assert (request.call_id, request.name) == ("del_c1", "delegate_answer")
+    assert json.loads(request.arguments) == {"delegation_id": "del_c1", "conversation": [
+        {"role": "assistant", "text": "Hello, Ada's Bakery."},
+        {"role": "user", "text": "When do you open"}]}
+    assert model.receive(delegated(), 2.2) == (), "each delegation is claimed once"
+    [answer] = wire([model.tool_output("del_c1", "We open at eight.")])
+    assert answer == {"type": "session.commentary.append", "content": "We open at eight.",
+                      "delegation_id": "del_c1"}
+
+
+def test_a_failed_backend_still_answers_its_delegation_and_a_long_answer_is_clipped() -> None:
+    """The runner's failure output becomes an apology the model words; an answer over one
+    append's limit is cut at a sentence."""
+    model = LiveModel(PROFILE, CLIENT)
+    model.socket_opened()
+    model.receive(delegated("del_a"), 1.0)
+    model.receive(delegated("del_b"), 1.1)
+    [failed] = wire([model.tool_output("del_a", '{"error":"delegate_answer failed: boom"}')])
+    assert failed["content"] == BACKEND_FAILED
+    assert failed["delegation_id"] == "del_a"
+    long = "We open at eight. " * 200
+    [clipped] = wire([model.tool_output("del_b", long)])
+    assert len(clipped["content"]) <= MAX_COMMENTARY_CHARS
+    assert clipped["content"].endswith("eight.")
+
+
+def test_a_responses_agent_ignores_client_delegations() -> None:
+    """No backend named: nothing to call (the server never sends one to such a session)."""
+    model = LiveModel(PROFILE)
+    model.socket_opened()
+    assert model.receive(delegated(), 1.0) == ()
+
+
+def test_the_session_is_recycled_before_the_expiry_the_server_states() -> None:
+    """`expires_at` 20 minutes away: the recycle is planned 4 minutes early (a fifth, under the
+    5-minute cap) and happens at that quiet moment; without the adapter's wall clock offset
+    only the configured recycle applies."""
+    session = CallSession(CALL_SID, AgentProfile(model="gpt-live-1.1"))
+    now = 100.0
+    session.wall_offset = 1795000000 - 1200 - now  # the stated expiry is 1,200 s from now
+    drive_to_ready(session, now)
+    session.receive_twilio(start_frame(), now)
+    assert session.deadlines.recycle_at == now + 960
+    assert session.next_wakeup is not None
+    assert session.next_wakeup <= now + 960
+    recycled = session.wake(now + 960)
+    [close] = [a for a in recycled if isinstance(a, CloseUpstream)]
+    assert close.reason == "session recycle"
+
+    unplaced = CallSession(CALL_SID, AgentProfile(model="gpt-live-1.1"))
+    drive_to_ready(unplaced, now)
+    assert unplaced.deadlines.recycle_at == now + unplaced.timing.recycle_after_s

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from callbridge.config import load_settings
 from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.runner import RunningServer, running
@@ -100,3 +102,15 @@ async def stream_elsewhere(server_url: str, dialed: FakeTwilioCaller,
     await caller.connect(twiml.stream_url, parameters=twiml.parameters)
     await caller.wait_for_agent_audio(timeout=3.0)
     return caller
+
+
+async def metrics(url: str) -> dict[str, float]:
+    """The server's `GET /metrics`, each sample by its name and labels as exposed."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

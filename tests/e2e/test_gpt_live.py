@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from callbridge.core.live_model import BACKEND_FAILED
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_live import LiveReply, LiveToolCall
 from callbridge.testing.fault_proxy import FaultProxy
 from callbridge.testing.speech import speechlike
+from tests.e2e import live_backends
+from tests.e2e.harness import metrics
 from tests.e2e.live_harness import LiveHarness, live_harness
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +92,12 @@ async def test_two_turns_are_answered_and_transcribed_on_both_sides() -> None:
         assert len(bridge.latencies) == 2
         assert all(0 < ms < 3000 for ms, _ in bridge.latencies)
         assert_clean(h, caller)
+        seen = await metrics(h.server.url)
+    assert seen['callbridge_calls_total{api="live",outcome="caller_hung_up"}'] == 1
+    assert seen['callbridge_turn_latency_seconds_count{api="live"}'] == 2
+    assert seen['callbridge_model_active_seconds_total{api="live"}'] > 3.0
+    assert seen['callbridge_estimated_cost_usd_total{api="live"}'] > 0
+    assert 'callbridge_calls_total{api="realtime",outcome="caller_hung_up"}' not in seen
 
 
 async def test_a_delegated_tool_runs_in_our_runner_with_two_calls_open_at_once(
@@ -116,6 +125,46 @@ async def test_a_delegated_tool_runs_in_our_runner_with_two_calls_open_at_once(
         bridge = h.bridge_of(caller)
         await asyncio.wait_for(bridge.finished.wait(), 7.0)
         assert ("agent", "The sums are 5; 15.") in [(t.role, t.heard) for t in bridge.transcript]
+        assert_clean(h, caller)
+
+
+@pytest.mark.parametrize("backend", ["opening_hours", "broken"])
+async def test_client_delegation_is_answered_by_the_agents_python_backend(
+        tmp_path: Path, backend: str) -> None:
+    """Client delegation: the model hands the caller's question to our backend with the
+    conversation so far; its answer (or, when it fails, an apology) goes back as commentary
+    tied to the delegation, which the model speaks: every delegation gets an answer."""
+    live_backends.ASKED.clear()
+    agent = tmp_path / "agent.toml"
+    agent.write_text(f'model = "gpt-live-1.1"\nlive_delegation = "client"\n'
+                     f'backend = "tests.e2e.live_backends:{backend}"\n'
+                     f'greeting = "{GREETING}"\n')
+    async with live_harness([LiveReply(delegate=True)],
+                            env={"CALLBRIDGE_AGENT_FILE": str(agent)}) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await caller.wait_until_agent_quiet(quiet_for=0.5, timeout=10.0)
+            await caller.say(speechlike(1.2, seed=8))
+            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await caller.hang_up()
+        [session] = h.fake.sessions
+        [delegation] = session.delegations
+        assert delegation.target == "client"
+        [asked] = live_backends.ASKED
+        assert asked.id == delegation.id
+        assert asked.conversation[0].role == "assistant"
+        assert asked.conversation[0].text == GREETING
+        assert asked.question  # the fake's transcript of the caller
+        [answer] = delegation.answers
+        if backend == "opening_hours":
+            assert answer == f"We open at eight, and your call is {caller.call_sid[-4:]}."
+        else:
+            assert answer == BACKEND_FAILED
+        bridge = h.bridge_of(caller)
+        await asyncio.wait_for(bridge.finished.wait(), 7.0)
+        assert any(t.role == "agent" and t.heard for t in bridge.transcript[1:])
         assert_clean(h, caller)
 
 
@@ -282,5 +331,23 @@ async def test_the_session_is_recycled_at_a_quiet_moment_before_it_expires() -> 
             await caller.hang_up()
         first = h.fake.sessions[0]
         assert first.closed_reason == "close_requested"  # closed by us, not expired
+        assert GREETING not in [u.text for u in h.fake.sessions[1].spoken]
+        assert h.fake.violations == []
+
+
+async def test_the_session_is_recycled_before_the_expires_at_it_was_given() -> None:
+    """No recycle configured: the session's own `expires_at` (10 s away) has the call move to a
+    new session at a quiet moment before it, closed by us rather than expired by the server."""
+    replies = [LiveReply("We open at eight.")]
+    async with live_harness(replies, env={"CALLBRIDGE_GREETING": GREETING},
+                            expires_in_s=10) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=12.0)
+            await caller.say(speechlike(1.0, seed=10))
+            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+            await caller.hang_up()
+        assert h.fake.sessions[0].closed_reason == "close_requested"
         assert GREETING not in [u.text for u in h.fake.sessions[1].spoken]
         assert h.fake.violations == []

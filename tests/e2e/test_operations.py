@@ -14,21 +14,10 @@ import pytest
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.speech import speechlike
-from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, connected_call, harness
+from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, connected_call, harness, metrics
 from tests.e2e.server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
-
-
-async def metrics(url: str) -> dict[str, float]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        text = (await client.get(f"{url}/metrics")).text
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 async def ready(url: str) -> httpx.Response:
@@ -50,14 +39,14 @@ async def test_metrics_follow_a_call_and_see_the_models_delay() -> None:
     assert during["callbridge_active_calls"] == 1
     assert during["callbridge_frames_in_total"] > 40
     assert after["callbridge_active_calls"] == 0
-    assert after["callbridge_model_latency_seconds_count"] == 1
-    assert 0.4 <= after["callbridge_model_latency_seconds_sum"] < 0.9
-    assert after["callbridge_turn_latency_seconds_count"] == 1
-    assert after["callbridge_turn_latency_seconds_sum"] >= 0.4
-    assert after['callbridge_calls_total{outcome="caller_hung_up"}'] == 1
-    assert after["callbridge_upstream_connect_seconds_count"] == 1
-    assert after['callbridge_tokens_total{kind="output_audio"}'] > 0
-    assert after["callbridge_estimated_cost_usd_total"] > 0
+    assert after['callbridge_model_latency_seconds_count{api="realtime"}'] == 1
+    assert 0.4 <= after['callbridge_model_latency_seconds_sum{api="realtime"}'] < 0.9
+    assert after['callbridge_turn_latency_seconds_count{api="realtime"}'] == 1
+    assert after['callbridge_turn_latency_seconds_sum{api="realtime"}'] >= 0.4
+    assert after['callbridge_calls_total{api="realtime",outcome="caller_hung_up"}'] == 1
+    assert after['callbridge_upstream_connect_seconds_count{api="realtime"}'] == 1
+    assert after['callbridge_tokens_total{api="realtime",kind="output_audio"}'] > 0
+    assert after['callbridge_estimated_cost_usd_total{api="realtime"}'] > 0
 
 
 async def test_a_full_instance_sends_callers_to_the_overflow_and_is_not_ready() -> None:

@@ -28,11 +28,12 @@ DEFAULT_INSTRUCTIONS = (
 @dataclass(frozen=True, slots=True)
 class LiveOptions:
     """The GPT-Live settings of an agent (`live_delegation`, `backend_model`,
-    `backend_instructions`; see `live_config`)."""
+    `backend_instructions`, `backend`; see `live_config`)."""
 
     delegation: Delegation = "responses"
     backend_model: str = DEFAULT_BACKEND_MODEL
     backend_instructions: str | None = None
+    backend: str | None = None  # client delegation: the "module:function" that answers
     # The model's own "let me check" waits this long for our commentary before it speaks one.
     acknowledgement_delay_ms: int = 400
 

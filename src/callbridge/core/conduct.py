@@ -33,6 +33,7 @@ from callbridge.core.upstream_link import Opening
 if TYPE_CHECKING:
     from callbridge.core.session import CallSession
 
+EXPIRY_MARGIN_S = 300.0  # the most a recycle is planned before a session's stated expiry
 
 # ------------------------------------------------------------------ what the call waits on
 
@@ -129,6 +130,18 @@ def recycle(s: CallSession) -> list[Action]:
     s.speech.audio.caller_reset()
     return [Note("upstream_recycle"), close_upstream(s, "session recycle"),
             s.link.replace(Opening.RECYCLE)]
+
+
+def recycle_before_expiry(s: CallSession, expires_at: float, now: float) -> None:
+    """The model's session ends by itself at `expires_at` (Unix time): plan the recycle at a
+    quiet moment before it — a fifth of the session's life or five minutes early, whichever
+    is less — unless one is planned sooner. Needs the adapter's `wall_offset`."""
+    if s.wall_offset is None:
+        return
+    remaining = expires_at - s.wall_offset - now
+    at = now + max(0.0, remaining - min(EXPIRY_MARGIN_S, remaining / 5))
+    if s.deadlines.recycle_at is None or at < s.deadlines.recycle_at:
+        s.deadlines.recycle_at = at
 
 
 def upstream_stalled(s: CallSession, now: float) -> list[Action]:

@@ -37,6 +37,12 @@ ALREADY_IN_PROGRESS = (
     "is above. Continue from where it stopped; do not greet the caller again.")
 
 
+def backend_tool_name(backend: str) -> str:
+    """The tool a client delegation backend ("module:function") runs as: `delegate_` and the
+    function's name."""
+    return "delegate_" + backend.rpartition(":")[2][:55]
+
+
 def is_live_model(model: str) -> bool:
     """Whether `model` is served by GPT-Live (`/v1/live/sessions`) rather than Realtime."""
     return model.startswith(LIVE_MODEL_PREFIX)

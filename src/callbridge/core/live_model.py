@@ -36,7 +36,12 @@ from callbridge.core import model as m
 from callbridge.core.actions import SendRealtime
 from callbridge.core.agent import AgentProfile
 from callbridge.core.history import ConversationHistory
-from callbridge.core.live_config import LiveOptions, keypad_note, session_config
+from callbridge.core.live_config import (
+    LiveOptions,
+    backend_tool_name,
+    keypad_note,
+    session_config,
+)
 from callbridge.core.live_silence import SILENCE_FRAME, InputClock
 from callbridge.core.pricing import backend_cost, live_active_cost
 
@@ -45,7 +50,11 @@ FATAL_ERROR_CODES = frozenset({
     "invalid_model", "model_not_found", "forbidden",
 })
 CONFLICT_CODES = frozenset({"function_call_outputs_required"})
-CLIENT_DELEGATE_TOOL = "delegate"  # the agent's Python backend, for client delegation
+MAX_COMMENTARY_CHARS = 1600  # an append is ≤500 tokens; ~4 characters a token, with margin
+# What the model is told when a client delegation's backend failed: every delegation gets an
+# answer.
+BACKEND_FAILED = ("The answer could not be found just now. Apologise briefly, say you cannot "
+                  "check that at the moment, and offer to help with something else.")
 _SILENT_CHARS = frozenset("/w8=")  # base64 of μ-law silence (0xFF) uses only these
 BYTES_PER_MS = 8
 _EPSILON_S = 1e-6
@@ -136,6 +145,7 @@ class LiveModel:
     def tool_output(self, call_id: str, output: str) -> SendRealtime:
         if call_id in self._delegations:
             self._delegations.discard(call_id)
+            output = BACKEND_FAILED if _is_failure(output) else clip_commentary(output)
             return SendRealtime(live.AppendContext("commentary", output, delegation_id=call_id))
         if call_id in self._calls_open:
             self._calls_open.discard(call_id)
@@ -224,7 +234,7 @@ class LiveModel:
             self._seconds_reported = 0.0
             self.input.start(now)
         detail = {} if accepted or fmt is None else {"input": fmt[0], "output": fmt[0]}
-        return (m.Configured(accepted, detail),)
+        return (m.Configured(accepted, detail, event.expires_at),)
 
     def _audio(self, event: live.AudioDelta, now: float) -> Sequence[m.ModelInput]:
         silent = set(event.delta) <= _SILENT_CHARS
@@ -318,7 +328,9 @@ class LiveModel:
         return ()
 
     def _delegation(self, event: live.DelegationCreated) -> Sequence[m.ModelInput]:
-        if event.target != "client" or event.delegation_id in self._calls_seen:
+        backend = self.options.backend
+        if (event.target != "client" or backend is None  # a Responses agent: never ours
+                or event.delegation_id in self._calls_seen):
             return ()
         self._calls_seen.add(event.delegation_id)
         self._delegations.add(event.delegation_id)
@@ -329,7 +341,7 @@ class LiveModel:
                 f.delta for f in self._caller).strip()})
         arguments = json.dumps({"delegation_id": event.delegation_id,
                                 "conversation": conversation}, ensure_ascii=False)
-        return (m.ToolCallRequested("client", event.delegation_id, CLIENT_DELEGATE_TOOL,
+        return (m.ToolCallRequested("client", event.delegation_id, backend_tool_name(backend),
                                     arguments),)
 
     def _seconds(self, cumulative: float) -> Sequence[m.ModelInput]:
@@ -356,3 +368,26 @@ class LiveModel:
         self._outputs_waiting = 0
         self._delegations.clear()  # a new session never gets an old delegation's answer
         self.input.stop()
+
+
+def clip_commentary(text: str) -> str:
+    """`text` within one append's limit (500 tokens): cut after the last whole sentence that
+    fits, or at a word, when a backend's answer is longer than anyone should hear at once."""
+    if len(text) <= MAX_COMMENTARY_CHARS:
+        return text
+    head = text[:MAX_COMMENTARY_CHARS]
+    end = max(head.rfind(". "), head.rfind("? "), head.rfind("! "))
+    if end > MAX_COMMENTARY_CHARS // 2:
+        return head[:end + 1]
+    return head.rsplit(" ", 1)[0]
+
+
+def _is_failure(output: str) -> bool:
+    """Whether a tool's output is the runner's failure (`{"error": ...}`), not an answer."""
+    if not output.startswith('{"error"'):
+        return False
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and set(value) == {"error"}

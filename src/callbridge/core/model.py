@@ -32,10 +32,12 @@ class SessionOpened:
 @dataclass(frozen=True, slots=True)
 class Configured:
     """The model confirmed a configuration; `accepted` is False when it changed the audio
-    format we need (`detail` says what it chose)."""
+    format we need (`detail` says what it chose). `expires_at`: the Unix time the model's
+    session ends by itself, when its API says (GPT-Live's `expires_at`)."""
 
     accepted: bool
     detail: dict[str, Any] = field(default_factory=dict)
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,10 @@ def on_configured(s: CallSession, event: m.Configured, now: float) -> list[Actio
         return [note, *conduct.configure(s)]
     if not s.link.can("ready"):  # a second confirmation of a ready session
         return []
-    return conduct.on_ready(s, now)
+    actions = conduct.on_ready(s, now)
+    if event.expires_at is not None:
+        conduct.recycle_before_expiry(s, event.expires_at, now)
+    return actions
 
 
 def on_error(s: CallSession, event: m.ModelError, now: float) -> list[Action]:

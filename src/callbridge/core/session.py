@@ -98,6 +98,9 @@ class CallSession:
         self.keypad: list[str] = []
         self.keypad_turns = 0
         self.timer_at: float | None = None
+        # Unix time minus `now`, given by the adapter: places a deadline a model states in
+        # Unix time (a GPT-Live session's `expires_at`). None: such deadlines are not kept.
+        self.wall_offset: float | None = None
         self.turns = model_turns.TurnTiming()
         self._dead_air = functools.partial(conduct.dead_air, self)  # asked only when quiet
 

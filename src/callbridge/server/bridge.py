@@ -53,7 +53,7 @@ from callbridge.core.reports import (
 from callbridge.errors import UpstreamError
 from callbridge.logs import get_logger
 from callbridge.server.media_socket import lane_of
-from callbridge.server.metrics import Metrics, outcome
+from callbridge.server.metrics import Metrics, api_of, outcome
 from callbridge.server.recordings import RecordingStore
 from callbridge.server.twilio_rest import TwilioRest, TwilioRestError
 from callbridge.server.upstream import RealtimeSocket, describe_close, open_realtime
@@ -135,6 +135,7 @@ class Bridge:
         self._sink = sink
         self._t0 = self._loop.time()
         self._t0_wall = time.time()
+        self.session.wall_offset = self._t0_wall - self._t0
         self._answered_at: float | None = None
         self._event_seq = 0
         # issue 16 (several instances, live calls): the live feed's observer, and whether the
@@ -296,7 +297,7 @@ class Bridge:
         elif isinstance(report, UpstreamGaveUp) and self._on_upstream_down is not None:
             self._on_upstream_down()
         if self._metrics is not None:
-            _observe(self._metrics, report)
+            _observe(self._metrics, report, self._api)
         if not isinstance(report, _NOT_EVENTS):
             self._record_event(report.kind, report.details())
         if not isinstance(report, _QUIET):
@@ -319,9 +320,14 @@ class Bridge:
         if not report.usage:
             return
         if self._metrics is not None:
-            _observe_usage(self._metrics, report.usage, report.cost_usd)
+            _observe_usage(self._metrics, report.usage, report.cost_usd, self._api)
         self._sink.submit(UsageRecorded(self.call_sid, report.response_id, dict(report.usage),
                                         report.cost_usd))
+
+    @property
+    def _api(self) -> str:
+        """The `api` label of the call's metrics: its current agent's model API."""
+        return api_of(self.session.profile.model)
 
     @property
     def cost_usd(self) -> float:
@@ -340,7 +346,7 @@ class Bridge:
         began = self._answered_at if self._answered_at is not None else now
         reason = self.session.end_reason or "ended"
         if self._metrics is not None:
-            self._metrics.calls_total.labels(outcome(reason)).inc()
+            self._metrics.calls_total.labels(outcome(reason), self._api).inc()
             self._metrics.call_finished(stats)
         self._sink.submit(CallEnded(self.call_sid, self._wall(now), reason,
                                     round(now - began, 3), round(self.cost_usd, 6)))
@@ -433,7 +439,7 @@ class Bridge:
         connect_s = self.now() - started
         self._log.info("realtime connected", ms=round(connect_s * 1000))
         if self._metrics is not None:
-            self._metrics.upstream_connect.observe(connect_s)
+            self._metrics.upstream_connect.labels(self._api).observe(connect_s)
         self._upstream = ws
         self.run(self.session.upstream_opened(self.now()))
         ws.attach(self._on_realtime_message)
@@ -529,27 +535,35 @@ async def _drain_then_close(ws: RealtimeSocket, drain_s: float) -> None:
     await ws.close()
 
 
-def _observe(metrics: Metrics, report: Report) -> None:
+def _observe(metrics: Metrics, report: Report, api: str) -> None:
     """A report's contribution to the process metrics."""
     if isinstance(report, TurnLatency):
-        metrics.turn_latency.observe(report.ms / 1000)
+        metrics.turn_latency.labels(api).observe(report.ms / 1000)
         if report.model_ms is not None:
-            metrics.model_latency.observe(report.model_ms / 1000)
+            metrics.model_latency.labels(api).observe(report.model_ms / 1000)
     elif isinstance(report, BargeIn) and report.reaction_ms is not None:
         metrics.barge_in_reaction.observe(report.reaction_ms / 1000)
     elif isinstance(report, UpstreamLost | UpstreamConnectFailed):
-        metrics.upstream_reconnects.inc()
+        metrics.upstream_reconnects.labels(api).inc()
     elif isinstance(report, UpstreamGaveUp):
-        metrics.fallbacks.inc()
+        metrics.fallbacks.labels(api).inc()
 
 
-def _observe_usage(metrics: Metrics, usage: dict[str, Any], cost: float) -> None:
+def _observe_usage(metrics: Metrics, usage: dict[str, Any], cost: float, api: str) -> None:
+    """Tokens by kind (Realtime's per-modality details; a Responses backend's text totals),
+    GPT-Live's billed seconds, and the cost."""
+    seconds = usage.get("seconds")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+        metrics.active_seconds.labels(api).inc(seconds)
     for direction in ("input", "output"):
         details = usage.get(f"{direction}_token_details")
-        if not isinstance(details, dict):
+        if isinstance(details, dict):
+            for kind in ("text", "audio"):
+                count = details.get(f"{kind}_tokens")
+                if isinstance(count, int) and count > 0:
+                    metrics.tokens.labels(f"{direction}_{kind}", api).inc(count)
             continue
-        for kind in ("text", "audio"):
-            count = details.get(f"{kind}_tokens")
-            if isinstance(count, int) and count > 0:
-                metrics.tokens.labels(f"{direction}_{kind}").inc(count)
-    metrics.cost.inc(cost)
+        total = usage.get(f"{direction}_tokens")
+        if isinstance(total, int) and not isinstance(total, bool) and total > 0:
+            metrics.tokens.labels(f"{direction}_text", api).inc(total)
+    metrics.cost.labels(api).inc(cost)

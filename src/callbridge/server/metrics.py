@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from callbridge.core.live_config import is_live_model
+
 if TYPE_CHECKING:
     from callbridge.core.session import SessionStats
 
@@ -42,40 +44,46 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.calls_total = Counter("callbridge_calls_total", "Calls ended, by outcome",
-                                   ["outcome"], registry=r)
+        self.calls_total = Counter("callbridge_calls_total",
+                                   "Calls ended, by outcome and model API", ["outcome", "api"],
+                                   registry=r)
         self.calls_refused = Counter("callbridge_calls_refused_total",
                                      "Calls answered with the overflow TwiML, by reason",
                                      ["reason"], registry=r)
         self.turn_latency = Histogram(
             "callbridge_turn_latency_seconds",
             "Caller-perceived turn latency: end of the caller's speech (VAD, media time) to the "
-            "first agent audio confirmed played by Twilio", buckets=LATENCY_BUCKETS, registry=r)
+            "first agent audio confirmed played by Twilio", ["api"], buckets=LATENCY_BUCKETS,
+            registry=r)
         self.model_latency = Histogram(
             "callbridge_model_latency_seconds",
-            "The model's share: VAD speech stopped to the first audio delta",
+            "The model's share: the caller's speech stopped to the first audio delta", ["api"],
             buckets=LATENCY_BUCKETS, registry=r)
         self.barge_in_reaction = Histogram(
             "callbridge_barge_in_reaction_seconds",
             "Caller speech start (media time) to Twilio clear sent", buckets=FAST_BUCKETS,
             registry=r)
         self.upstream_connect = Histogram(
-            "callbridge_upstream_connect_seconds", "Realtime WebSocket handshake time",
+            "callbridge_upstream_connect_seconds", "Model WebSocket handshake time", ["api"],
             buckets=FAST_BUCKETS, registry=r)
         self.upstream_reconnects = Counter("callbridge_upstream_reconnects_total",
-                                           "Realtime sockets lost or refused and retried",
-                                           registry=r)
+                                           "Model sockets lost or refused and retried",
+                                           ["api"], registry=r)
         self.fallbacks = Counter("callbridge_fallbacks_total",
                                  "Calls that ended in the apology (reconnect budget spent)",
-                                 registry=r)
+                                 ["api"], registry=r)
         self.tool_latency = Histogram("callbridge_tool_seconds", "Tool run time", ["tool"],
                                       buckets=FAST_BUCKETS, registry=r)
         self.tool_errors = Counter("callbridge_tool_errors_total", "Tool runs that failed",
                                    ["tool"], registry=r)
-        self.tokens = Counter("callbridge_tokens_total", "Model tokens, by kind", ["kind"],
-                              registry=r)
+        self.tokens = Counter("callbridge_tokens_total",
+                              "Model tokens, by kind and model API (GPT-Live: its backend's)",
+                              ["kind", "api"], registry=r)
+        self.active_seconds = Counter("callbridge_model_active_seconds_total",
+                                      "GPT-Live session seconds billed (per active minute)",
+                                      ["api"], registry=r)
         self.cost = Counter("callbridge_estimated_cost_usd_total",
-                            "Estimated model cost in USD", registry=r)
+                            "Estimated model cost in USD, by model API", ["api"], registry=r)
         self.loop_lag = Histogram("callbridge_event_loop_lag_seconds",
                                   "How late the event loop wakes a timer", buckets=FAST_BUCKETS,
                                   registry=r)
@@ -124,6 +132,11 @@ class _FrameCollector(Collector):
             family = CounterMetricFamily(name.removesuffix("_total"), help_text)
             family.add_metric([], totals[field])
             yield family
+
+
+def api_of(model: str) -> str:
+    """The `api` label of a model: `live` for GPT-Live, `realtime` for the Realtime API."""
+    return "live" if is_live_model(model) else "realtime"
 
 
 def outcome(end_reason: str | None) -> str:
