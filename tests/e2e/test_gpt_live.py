@@ -351,3 +351,26 @@ async def test_the_session_is_recycled_before_the_expires_at_it_was_given() -> N
         assert h.fake.sessions[0].closed_reason == "close_requested"
         assert GREETING not in [u.text for u in h.fake.sessions[1].spoken]
         assert h.fake.violations == []
+
+
+async def test_keypad_digits_reach_the_live_model_as_text_and_it_answers() -> None:
+    """4, 2, # on the keypad: the model is told the digits (it hears no DTMF) and asked to
+    answer, and the caller hears the answer."""
+    async with live_harness([LiveReply("Option forty-two, got it.")],
+                            env={"CALLBRIDGE_GREETING": GREETING}) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await caller.wait_until_agent_quiet(quiet_for=0.5, timeout=10.0)
+            pressed_at = caller.now()
+            for digit in "42#":
+                await caller.send_dtmf(digit)
+            await h.fake.wait_for_event("session.instructions.append", timeout=5.0)
+            await caller.wait_for_agent_audio(timeout=8.0, after=pressed_at)
+            await caller.hang_up()
+        notes = [e["content"] for e in h.fake.client_events
+                 if e["type"] == "session.instructions.append"]
+        assert "The caller pressed 4 2 on their keypad." in notes
+        asks = [e for e in h.fake.client_events if e["type"] == "session.commentary.append"]
+        assert len(asks) == 2  # the greeting, then the answer to the keys
+        assert_clean(h, caller)
