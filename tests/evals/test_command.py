@@ -198,3 +198,23 @@ async def test_turns_left_when_the_agent_hangs_up_are_not_played(tmp_path: Path)
     [run] = result.runs
     assert run.failures == [], run.failures
     assert run.observed.end_reason == "agent ended the call: the caller said goodbye"
+
+
+def test_a_gpt_live_agent_is_evaluated_offline_against_the_fake_gpt_live_server(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clinic as a GPT-Live agent: the same scenario passes offline, its scripted tool
+    replies played by the fake GPT-Live backend, and the tool runs in callbridge's runner."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    agent = tmp_path / "agent.toml"
+    agent.write_text((CLINIC / "agent.toml").read_text().replace(
+        "[agent]\n", '[agent]\nmodel = "gpt-live-1.1"\n', 1))
+    monkeypatch.syspath_prepend(str(CLINIC))
+    scenario = tmp_path / "books.yaml"
+    scenario.write_text((CLINIC / "scenarios" / "books_an_appointment.yaml").read_text()
+                        .replace("agent_file: ../agent.toml", f"agent_file: {agent}")
+                        .replace("  - no_truncate_errors: true\n", ""))
+    status = main(["eval", str(scenario)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "1 scenario(s), 1/1 run(s) passed" in out

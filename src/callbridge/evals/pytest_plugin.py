@@ -30,6 +30,7 @@ import pytest
 
 from callbridge.evals.expectations import Failure, Observed
 from callbridge.testing.fake_caller import FakeTwilioCaller
+from callbridge.testing.fake_live import FakeLiveServer, LiveReply
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.fake_twilio_rest import FakeTwilioRest
 from callbridge.testing.stack import AgentStack, agent_stack
@@ -51,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*replies): what callbridge's fake model "
                                        "answers in this test, in order (callbridge.testing."
-                                       "fake_realtime.Reply)")
+                                       "fake_realtime.Reply, or fake_live.LiveReply for a "
+                                       "GPT-Live agent)")
 
 
 @dataclass
@@ -86,22 +88,24 @@ if pytest_asyncio is not None:
         return Path(from_env) if from_env else None
 
     @pytest.fixture
-    def callbridge_replies(request: pytest.FixtureRequest) -> list[Reply]:
+    def callbridge_replies(request: pytest.FixtureRequest) -> list[Reply | LiveReply]:
         """The fake model's replies: the `callbridge_replies` marker's, else one default."""
         marker = request.node.get_closest_marker(MARKER)
         return list(marker.args) if marker is not None else [Reply()]
 
     @pytest_asyncio.fixture
     async def callbridge_stack(callbridge_agent_file: Path | None,
-                               callbridge_replies: list[Reply]) -> AsyncIterator[AgentStack]:
+                               callbridge_replies: list[Reply | LiveReply],
+                               ) -> AsyncIterator[AgentStack]:
         """The real server with your agent file, the fake model and the fake Twilio REST API."""
         async with agent_stack(agent_file=callbridge_agent_file,
                                replies=callbridge_replies) as stack:
             yield stack
 
     @pytest.fixture
-    def fake_model(callbridge_stack: AgentStack) -> FakeRealtimeServer:
-        """The fake OpenAI Realtime server the stack's agent talks to."""
+    def fake_model(callbridge_stack: AgentStack) -> FakeRealtimeServer | FakeLiveServer:
+        """The fake model server the stack's agent talks to: Realtime, or GPT-Live for a
+        `gpt-live*` agent."""
         assert callbridge_stack.model is not None
         return callbridge_stack.model
 

@@ -36,7 +36,7 @@ from callbridge.evals.text_model import TextModel, TextModelError
 from callbridge.testing.caller_config import CallerError, CallState, NotStreaming
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_openai_http import ChatReply, FakeOpenAIHTTP
-from callbridge.testing.fake_realtime import Reply, ToolCall
+from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply, ToolCall
 from callbridge.testing.speech import speak
 from callbridge.testing.stack import AgentStack, agent_stack, importable
 
@@ -269,7 +269,7 @@ async def _gather(seen: Observed, running: AgentStack, caller: FakeTwilioCaller,
     seen.turn_latencies = caller.turn_latencies
     seen.longest_silence_s = longest_silence(caller.utterances, caller.heard_segments, quiet)
     model = running.model
-    if model is not None:
+    if isinstance(model, FakeRealtimeServer):  # GPT-Live has no truncation to refuse
         seen.truncate_errors = max(seen.truncate_errors, model.truncate_errors)
 
 
