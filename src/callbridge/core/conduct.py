@@ -24,10 +24,10 @@ from callbridge.core.actions import (
 )
 from callbridge.core.agent import instructed, say_exactly
 from callbridge.core.control import MACHINE_ANSWERS, Due
-from callbridge.core.ending import Closing, Ending
+from callbridge.core.ending import CLOSED, OPEN, Closing, Ending
 from callbridge.core.reply import Followup, Reply
 from callbridge.core.reports import UpstreamLost, UpstreamStalled
-from callbridge.core.states import CallState, UpstreamState
+from callbridge.core.states import READY, STREAMING, CallState, UpstreamState
 from callbridge.core.upstream_link import Opening
 
 if TYPE_CHECKING:
@@ -40,13 +40,13 @@ EXPIRY_MARGIN_S = 300.0  # the most a recycle is planned before a session's stat
 def reply_owed(s: CallSession) -> bool:
     """The model owes the caller a reply: their turn ended or we asked for a response, and
     neither a tool of ours, the caller nor an answering-machine verdict is what it waits on."""
-    return (s.link.state is UpstreamState.READY and not s.awaiting_answer
+    return (s.link.state is READY and not s.awaiting_answer
             and not s.caller_speaking and not s.tools_running and s.reply.owed)
 
 
 def idle_possible(s: CallSession) -> bool:
     """Nobody is talking and nothing is under way: silence now counts as the caller's."""
-    return (s.link.state is UpstreamState.READY and s.ending.state is Ending.OPEN
+    return (s.link.state is READY and s.ending.state is OPEN
             and not s.awaiting_answer and not s.reply.busy and not s.caller_speaking
             and not s.tools_running and not s.speech.outbound
             and not s.speech.playback.awaiting_echo())
@@ -64,7 +64,7 @@ def dead_air(s: CallSession) -> bool:
 
 def refresh_timers(s: CallSession, now: float) -> None:
     """Recompute the next call-timer deadline (not on the media path: only after events)."""
-    if s.state is not CallState.STREAMING or s.ending.state is Ending.CLOSED:
+    if s.state is not STREAMING or s.ending.state is CLOSED:
         s.timer_at = None
         return
     s.deadlines.upstream_by = s.link.watch(now, reply_owed(s))

@@ -29,6 +29,10 @@ class Ending(Enum):
     CLOSED = "closed"
 
 
+# Module constants for the per-event checks (see `states`: an enum lookup costs ~70 ns on 3.11).
+OPEN, CLOSED = Ending.OPEN, Ending.CLOSED
+
+
 TABLE: dict[tuple[Ending, str], Ending] = {
     (Ending.OPEN, "announce"): Ending.CLOSING,
     (Ending.OPEN, "close_now"): Ending.CLOSED,

@@ -43,6 +43,11 @@ class Reply(Enum):
     ACTIVE_OWED = "active_owed"
 
 
+# Module constants for the per-event checks (see `states`: an enum lookup costs ~70 ns on 3.11).
+_IDLE, _REQUESTED = Reply.IDLE, Reply.REQUESTED
+_ACTIVE, _ACTIVE_OWED = Reply.ACTIVE, Reply.ACTIVE_OWED
+
+
 _ALL = tuple(Reply)
 TABLE: dict[tuple[Reply, str], Reply] = {
     (Reply.IDLE, "turn_ended"): Reply.OWED,
@@ -89,12 +94,12 @@ class ReplyLifecycle(Machine[Reply]):
     def busy(self) -> bool:
         """A reply is asked for or under way: nothing else may be asked now."""
         state = self.state  # identity tests: an enum's hash is Python code, this is per event
-        return state is Reply.ACTIVE or state is Reply.REQUESTED or state is Reply.ACTIVE_OWED
+        return state is _ACTIVE or state is _REQUESTED or state is _ACTIVE_OWED
 
     @property
     def owed(self) -> bool:
         """The model owes the caller something: a turn ended, a reply was asked or runs."""
-        return self.state is not Reply.IDLE
+        return self.state is not _IDLE
 
     def turn_ended(self) -> None:
         self._move("turn_ended")

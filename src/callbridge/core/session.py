@@ -53,7 +53,7 @@ from callbridge.core.reports import (
     UpstreamLost,
 )
 from callbridge.core.speech import BYTES_PER_MS, AgentSpeech
-from callbridge.core.states import CallState, UpstreamState
+from callbridge.core.states import ENDED, STREAMING, CallState, UpstreamState
 from callbridge.core.stats import SessionStats
 from callbridge.core.timing import Timing
 from callbridge.core.upstream_link import UpstreamLink
@@ -124,13 +124,14 @@ class CallSession:
     @property
     def next_wakeup(self) -> float | None:
         """When the adapter must call `wake()` next (pacing and call timers), or None."""
-        speech = self.speech
-        paced = speech.paced_until if (speech.outbound or speech.comfort) else None
+        speech = self.speech  # read after every message: no call that is not needed
         at = self.timer_at
-        if paced is not None:
-            at = paced if at is None else min(paced, at)
-        tick = self.model.next_tick if self.state is CallState.STREAMING else None
-        if tick is not None:
+        paced = speech.paced_until
+        if paced is not None and (speech.outbound or speech.comfort) and (
+                at is None or paced < at):
+            at = paced
+        tick = self.model.next_tick
+        if tick is not None and self.state is STREAMING:
             at = tick if at is None else min(tick, at)
         return at
 
@@ -243,11 +244,12 @@ class CallSession:
 
     def _on_media(self, media: tw.Media, now: float) -> list[Action]:
         self.stats.frames_in += 1
-        self.speech.media_ms = media.timestamp
-        if self.state is not CallState.STREAMING:
+        speech = self.speech
+        speech.media_ms = media.timestamp
+        if self.state is not STREAMING:
             return []
-        if self.speech.heard is not None:
-            self.speech.heard.caller_frame(media.timestamp, media.payload)
+        if speech.heard is not None:
+            speech.heard.caller_frame(media.timestamp, media.payload)
         if self.link.caller_frame(media.payload, media.timestamp):
             return self.forward_caller(media.payload)
         return []
@@ -335,7 +337,7 @@ class CallSession:
     def receive_realtime(self, text: str | bytes, now: float) -> list[Action]:
         """One server event from the model's socket (any API: the protocol object behind
         `model` reads it). Malformed events are counted and dropped."""
-        if self.state is CallState.ENDED:
+        if self.state is ENDED:
             return []
         self.link.heard_at = now
         try:

@@ -21,3 +21,10 @@ class UpstreamState(Enum):
     READY = "ready"  # `session.updated` confirmed μ-law both ways
     FAILED = "failed"  # the reconnect budget is spent
     CLOSED = "closed"
+
+
+# Python 3.11 finds an enum member through its class on every lookup (~70 ns, against ~10 ns for
+# a module global); the checks made for every frame and event compare with these instead.
+STREAMING = CallState.STREAMING
+ENDED = CallState.ENDED
+READY = UpstreamState.READY

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from callbridge.core.actions import OpenUpstream
 from callbridge.core.machine import Machine
+from callbridge.core.states import READY
 from callbridge.core.states import UpstreamState as Link
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class UpstreamLink(Machine[Link]):
 
     def caller_frame(self, payload: str, timestamp: int) -> bool:
         """A caller frame: True when it goes to the ready session now, False when it waits."""
-        if self.state is not Link.READY:
+        if self.state is not READY:
             self.backlog.append(payload)
             return False
         if self.origin_ms is None:
