@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.fake_twilio_rest import FakeTwilioRest
 from callbridge.testing.round_robin import RoundRobinProxy
 from tests.databases import fresh_database
-from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
+from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, read_sse
 from tests.e2e.server_process import ServerProcess
 
 API_TOKEN = "api-secret"
@@ -141,17 +140,7 @@ async def recorded(c: Cluster, call_sid: str, done: Any, within: float = 10.0,
 async def read_stream(url: str, call_sid: str, events: list[tuple[str, dict[str, Any]]]) -> int:
     """Follow the call's SSE stream from `url` into `events` until it ends; the status."""
     async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
-        async with client.stream("GET", f"/api/calls/{call_sid}/stream",
-                                 headers=auth()) as response:
-            if response.status_code != 200:
-                return response.status_code
-            kind = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    events.append((kind, json.loads(line[6:])))
-            return response.status_code
+        return await read_sse(client, f"/api/calls/{call_sid}/stream", events, **auth())
 
 
 def open_upstreams(c: Cluster) -> int:

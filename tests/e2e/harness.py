@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -114,3 +115,19 @@ async def metrics(url: str) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+async def read_sse(client: httpx.AsyncClient, path: str,
+                   events: list[tuple[str, dict[str, Any]]], **headers: str) -> int:
+    """Follow the Server-Sent Events at `path` into `events` (type, data) until the stream
+    ends; its status (a refusal is not read)."""
+    async with client.stream("GET", path, headers=headers) as response:
+        if response.status_code != 200:
+            return response.status_code
+        kind = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[6:])))
+        return response.status_code

@@ -42,6 +42,15 @@ async def dialed(h: LiveHarness) -> FakeTwilioCaller:
     return caller
 
 
+async def answered_after_the_greeting(caller: FakeTwilioCaller, seed: int) -> None:
+    """The greeting plays out, the caller says something, and the agent's answer plays out."""
+    await caller.wait_for_agent_audio(timeout=5.0)
+    await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+    await caller.say(speechlike(1.2, seed=seed))
+    await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+    await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+
+
 async def closed_by_the_agent(h: LiveHarness, seed: int) -> tuple[FakeTwilioCaller, Any]:
     """The caller says something; the agent's tool closes the call through REST: the caller
     and the one REST update of the call."""
@@ -143,11 +152,7 @@ async def test_client_delegation_is_answered_by_the_agents_python_backend(
                             env={"CALLBRIDGE_AGENT_FILE": str(agent)}) as h:
         caller = await dialed(h)
         async with caller:
-            await caller.wait_for_agent_audio(timeout=5.0)
-            await caller.wait_until_agent_quiet(quiet_for=0.5, timeout=10.0)
-            await caller.say(speechlike(1.2, seed=8))
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
-            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await answered_after_the_greeting(caller, seed=8)
             await caller.hang_up()
         [session] = h.fake.sessions
         [delegation] = session.delegations
@@ -291,11 +296,7 @@ async def test_a_dropped_socket_is_restored_without_a_second_greeting() -> None:
                             user_transcripts=["When do you open?"]) as h:
         caller = await dialed(h)
         async with caller:
-            await caller.wait_for_agent_audio(timeout=5.0)
-            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
-            await caller.say(speechlike(1.0, seed=7))
-            await caller.wait_for_agent_audio(timeout=6.0, after=caller.spoken_until)
-            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await answered_after_the_greeting(caller, seed=7)
             await h.fake.drop_all()
             await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=5.0)
             await asyncio.sleep(0.5)
@@ -316,36 +317,23 @@ async def test_a_dropped_socket_is_restored_without_a_second_greeting() -> None:
         assert h.fake.violations == []
 
 
-async def test_the_session_is_recycled_at_a_quiet_moment_before_it_expires() -> None:
-    """CALLBRIDGE_SESSION_RECYCLE_S before the session's expiry: a new session replaces the old
-    one between turns, with the conversation, and the call goes on."""
+@pytest.mark.parametrize(("recycle_s", "expires_in_s"), [("3", 600), (None, 10)],
+                         ids=["configured recycle", "the session's own expires_at"])
+async def test_the_session_is_recycled_at_a_quiet_moment_before_it_expires(
+        recycle_s: str | None, expires_in_s: float) -> None:
+    """Before the session's end — CALLBRIDGE_SESSION_RECYCLE_S, or with none the `expires_at`
+    the server stated (10 s away) — a new session replaces the old one between turns, with the
+    conversation: closed by us, not expired by the server, and the call goes on."""
     replies = [LiveReply("We open at eight.")]
-    env = {"CALLBRIDGE_GREETING": GREETING, "CALLBRIDGE_SESSION_RECYCLE_S": "3"}
-    async with live_harness(replies, env=env, expires_in_s=600) as h:
-        caller = await dialed(h)
-        async with caller:
-            await caller.wait_for_agent_audio(timeout=5.0)
-            await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=10.0)
-            await caller.say(speechlike(1.0, seed=9))
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
-            await caller.hang_up()
-        first = h.fake.sessions[0]
-        assert first.closed_reason == "close_requested"  # closed by us, not expired
-        assert GREETING not in [u.text for u in h.fake.sessions[1].spoken]
-        assert h.fake.violations == []
-
-
-async def test_the_session_is_recycled_before_the_expires_at_it_was_given() -> None:
-    """No recycle configured: the session's own `expires_at` (10 s away) has the call move to a
-    new session at a quiet moment before it, closed by us rather than expired by the server."""
-    replies = [LiveReply("We open at eight.")]
-    async with live_harness(replies, env={"CALLBRIDGE_GREETING": GREETING},
-                            expires_in_s=10) as h:
+    env = {"CALLBRIDGE_GREETING": GREETING}
+    if recycle_s is not None:
+        env["CALLBRIDGE_SESSION_RECYCLE_S"] = recycle_s
+    async with live_harness(replies, env=env, expires_in_s=expires_in_s) as h:
         caller = await dialed(h)
         async with caller:
             await caller.wait_for_agent_audio(timeout=5.0)
             await h.fake.wait_for(lambda: len(h.fake.sessions) == 2, timeout=12.0)
-            await caller.say(speechlike(1.0, seed=10))
+            await caller.say(speechlike(1.0, seed=9))
             await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
             await caller.hang_up()
         assert h.fake.sessions[0].closed_reason == "close_requested"

@@ -19,7 +19,14 @@ from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.runner import RunningServer, running
 from callbridge.testing.fake_caller import FakeTwilioCaller
 from tests.databases import fresh_database
-from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, Harness, harness, stream_elsewhere
+from tests.e2e.harness import (
+    AUTH_TOKEN,
+    PUBLIC_URL,
+    Harness,
+    harness,
+    read_sse,
+    stream_elsewhere,
+)
 from tests.server.console.kit import csrf_in, signed_in
 
 pytestmark = pytest.mark.e2e
@@ -142,15 +149,8 @@ async def test_the_live_stream_read_from_the_other_instance_ends_with_the_call(
 
         async def read() -> None:
             async with httpx.AsyncClient(base_url=a_url, trust_env=False, timeout=10) as client:
-                async with client.stream("GET", f"/api/calls/{sid}/stream", headers={
-                        "Authorization": f"Bearer {API_TOKEN}"}) as response:
-                    assert response.status_code == 200
-                    kind = ""
-                    async for line in response.aiter_lines():
-                        if line.startswith("event: "):
-                            kind = line[7:]
-                        elif line.startswith("data: "):
-                            events.append((kind, json.loads(line[6:])))
+                assert await read_sse(client, f"/api/calls/{sid}/stream", events,
+                                      Authorization=f"Bearer {API_TOKEN}") == 200
 
         reader = asyncio.create_task(read())
         await asyncio.sleep(0.3)
@@ -199,14 +199,7 @@ async def test_the_console_on_the_other_instance_lists_follows_and_hangs_up_the_
             csrf = csrf_in(page.text)
 
             async def read() -> None:
-                async with client.stream("GET", f"/console/live/{sid}/events") as response:
-                    assert response.status_code == 200
-                    kind = ""
-                    async for line in response.aiter_lines():
-                        if line.startswith("event: "):
-                            kind = line[7:]
-                        elif line.startswith("data: "):
-                            events.append((kind, json.loads(line[6:])))
+                assert await read_sse(client, f"/console/live/{sid}/events", events) == 200
 
             reader = asyncio.create_task(read())
             await pair.a.fake.wait_for(lambda: bool(events), 5.0)
