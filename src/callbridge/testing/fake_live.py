@@ -19,14 +19,12 @@ input in `fake_live_audio`, delegation rules in `fake_live_delegation`, backend 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request
 
 from callbridge.testing.fake_live_config import (
     FakeLiveConfig,
@@ -37,16 +35,15 @@ from callbridge.testing.fake_live_config import (
 from callbridge.testing.fake_live_delegation import Delegation
 from callbridge.testing.fake_live_session import LiveSession
 from callbridge.testing.fake_live_speech import Utterance
+from callbridge.testing.fake_model_server import FakeModelServer, bearer_problem
 from callbridge.testing.live_validation import preload_live
-from callbridge.testing.served import Served
 
 __all__ = ["Delegation", "FakeLiveServer", "LiveReply", "LiveSession", "LiveToolCall", "Utterance"]
 
 _PATH = "/v1/live/sessions"
-_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-class FakeLiveServer(Served):
+class FakeLiveServer(FakeModelServer[LiveSession]):
     """The fake server; `start()`/`stop()` it or use it as an async context manager.
 
     Script: `replies` (one per caller turn, in order, the last repeating) or `echo`; `greeting`
@@ -61,7 +58,11 @@ class FakeLiveServer(Served):
 
     Recorded across all sessions: `sessions`, `violations` (tests assert it is empty),
     `handshake_attempts`, and the merged `spoken`, `delegations`, `client_events`.
+    `url` is `ws://127.0.0.1:PORT/v1/live/sessions`, to connect to as it is.
     """
+
+    path = _PATH
+    name = "fake_live"
 
     def __init__(
         self,
@@ -107,53 +108,16 @@ class FakeLiveServer(Served):
             close_drain_ms=close_drain_ms,
             strict=strict,
         )
-        self.sessions: list[LiveSession] = []
-        self.handshake_attempts = 0
-        self._recorder = LiveRecorder()
-        self._server: Server | None = None
-        self._url: str | None = None
-        self._reject_remaining = 0
-        self._reject_status = 503
-
-    # ---- life cycle -------------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on `host:port` (0: any free port); `url` is valid afterwards."""
-        if self._server is not None:
-            raise RuntimeError("the fake server is already started")
-        await asyncio.to_thread(preload_live)  # keep the first validation off the event loop
-        self._server = await serve(
-            self._handle,
-            host,
-            port,
-            process_request=self._check_handshake,
-            max_size=_MAX_MESSAGE_BYTES,
-            compression=None,
-        )
-        bound = next(iter(self._server.sockets)).getsockname()
-        self._url = f"ws://{bound[0]}:{bound[1]}{_PATH}"
+        self._live_recorder = LiveRecorder()
+        super().__init__(self._live_recorder)
+        self.sessions: list[LiveSession] = self._open
 
     async def stop(self) -> None:
-        """Close every connection (1001) and stop listening. Safe to call twice."""
-        self._recorder.sending.set()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        """`ws://127.0.0.1:PORT/v1/live/sessions`, to connect to as it is."""
-        if self._url is None:
-            raise RuntimeError("the fake server is not started")
-        return self._url
+        """Close every session (1001), stalled ones too, and stop listening. Safe twice."""
+        self._live_recorder.sending.set()
+        await super().stop()
 
     # ---- what happened ----------------------------------------------------------------------
-
-    @property
-    def violations(self) -> list[str]:
-        """Every protocol violation by any client, in order, as "session N: what"."""
-        return self._recorder.violations
 
     @property
     def spoken(self) -> list[Utterance]:
@@ -169,33 +133,14 @@ class FakeLiveServer(Served):
         """Delegations the client left hanging (no commentary, or calls never continued)."""
         return [delegation for delegation in self.delegations if not delegation.answered]
 
-    @property
-    def client_events(self) -> list[dict[str, Any]]:
-        return [event for session in self.sessions for event in session.client_events]
-
     # ---- controls ---------------------------------------------------------------------------
-
-    def reject_next(self, n: int, status: int = 503) -> None:
-        """Refuse the next `n` opening handshakes with HTTP `status`."""
-        self._reject_remaining, self._reject_status = n, status
-
-    def drop_when(self, event_type: str, nth: int = 1) -> None:
-        """Abort the TCP connection (no close frame) just before the server would send the nth
-        event of `event_type` from now on, counted across sessions. One-shot."""
-        self._recorder.arm_drop(event_type, nth)
-
-    async def drop_all(self) -> None:
-        """Abort every open connection now, without a close frame (clients see 1006)."""
-        for session in self.sessions:
-            session.abort()
-        await asyncio.sleep(0)
 
     def stall(self) -> None:
         """Stop sending anything on every session (sockets stay open) until `resume()`."""
-        self._recorder.sending.clear()
+        self._live_recorder.sending.clear()
 
     def resume(self) -> None:
-        self._recorder.sending.set()
+        self._live_recorder.sending.set()
 
     async def send_error(
         self,
@@ -209,44 +154,24 @@ class FakeLiveServer(Served):
         for session in list(self.sessions):
             await session.send_error(code, message, type_, fatal=fatal)
 
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the published test API
-    ) -> None:
-        """Wait until `predicate()` is true; raise `TimeoutError` after `timeout` seconds."""
-        async with asyncio.timeout(timeout):
-            while not predicate():  # noqa: ASYNC110 - an arbitrary predicate can only be polled
-                await asyncio.sleep(0.005)
+    # ---- this server ------------------------------------------------------------------------
 
-    async def wait_for_event(
-        self,
-        client_event_type: str,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the published test API
-    ) -> dict[str, Any]:
-        """Wait until clients sent `count` events of a type (all sessions); return the last."""
+    _preload = staticmethod(preload_live)
 
-        def matching() -> list[dict[str, Any]]:
-            return [e for e in self.client_events if e.get("type") == client_event_type]
-
-        await self.wait_for(lambda: len(matching()) >= count, timeout)
-        return matching()[count - 1]
-
-    # ---- websockets callbacks ---------------------------------------------------------------
-
-    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
-        self.handshake_attempts += 1
-        if self._reject_remaining > 0:
-            self._reject_remaining -= 1
-            status = HTTPStatus(self._reject_status)
-            return connection.respond(status, f"{status.phrase} (fake_live.reject_next)\n")
-        refusal = _handshake_problem(request)
-        if refusal is None:
-            return None
-        status, message = refusal
-        self._recorder.violation("handshake", message)
-        return connection.respond(status, message + "\n")
+    @staticmethod
+    def _handshake_problem(request: Request) -> tuple[HTTPStatus, str] | None:
+        url = urlsplit(request.path)
+        if url.path != _PATH:
+            return HTTPStatus.NOT_FOUND, f"unknown path {url.path!r}; expected {_PATH!r}"
+        if url.query:
+            code = "invalid_model" if "model" in url.query else "unknown_parameter"
+            return (
+                HTTPStatus.BAD_REQUEST,
+                f'{{"error": {{"code": "{code}", "message": "GPT-Live takes no query '
+                f'parameters; send the model in session.start", '
+                f'"type": "invalid_request_error"}}}}',
+            )
+        return bearer_problem(request)
 
     async def _handle(self, ws: ServerConnection) -> None:
         replies = self.config.replies or (LiveReply(),)
@@ -258,23 +183,8 @@ class FakeLiveServer(Served):
             index += 1
             return reply
 
-        session = LiveSession(ws, self.config, self._recorder, len(self.sessions) + 1, next_reply)
+        session = LiveSession(ws, self.config, self._live_recorder, len(self.sessions) + 1,
+                              next_reply)
         self.sessions.append(session)
         await session.serve()
 
-
-def _handshake_problem(request: Request) -> tuple[HTTPStatus, str] | None:
-    url = urlsplit(request.path)
-    if url.path != _PATH:
-        return HTTPStatus.NOT_FOUND, f"unknown path {url.path!r}; expected {_PATH!r}"
-    if url.query:
-        code = "invalid_model" if "model" in url.query else "unknown_parameter"
-        return (
-            HTTPStatus.BAD_REQUEST,
-            f'{{"error": {{"code": "{code}", "message": "GPT-Live takes no query parameters; '
-            f'send the model in session.start", "type": "invalid_request_error"}}}}',
-        )
-    authorization = request.headers.get("Authorization", "")
-    if not authorization.startswith("Bearer ") or not authorization[7:].strip():
-        return HTTPStatus.UNAUTHORIZED, "missing or malformed 'Authorization: Bearer <key>' header"
-    return None
