@@ -363,3 +363,29 @@ def test_the_session_is_recycled_before_the_expiry_the_server_states() -> None:
     unplaced = CallSession(CALL_SID, AgentProfile(model="gpt-live-1.1"))
     drive_to_ready(unplaced, now)
     assert unplaced.deadlines.recycle_at == now + unplaced.timing.recycle_after_s
+
+
+def _reply_ending(model: LiveModel, said: str, caller: str | None = None,
+                  caller_ms: int = 300) -> m.AgentAudioDone:
+    """The agent says `said` (the caller says `caller` over it for `caller_ms`), then goes
+    quiet."""
+    model.receive(ev("session.output_audio.delta", delta=VOICED), 1.0)
+    model.receive(words("output", said, 0, 900), 1.0)
+    if caller is not None:
+        model.receive(words("input", caller, 500, 500 + caller_ms), 1.3)
+    ended, _ = model.tick(2.0)
+    [done] = [i for i in ended if isinstance(i, m.AgentAudioDone)]
+    return done
+
+
+def test_a_reply_cut_mid_sentence_or_talked_over_is_marked_talked_over() -> None:
+    """No event says the model stopped because the caller talked: a reply that ends without
+    finishing its sentence, or with several of the caller's words over it, was; a finished
+    sentence with a backchannel over it was not."""
+    assert _reply_ending(LiveModel(PROFILE), " We open at eight every weekday,").talked_over
+    assert not _reply_ending(LiveModel(PROFILE), " We open at eight.").talked_over
+    assert not _reply_ending(LiveModel(PROFILE), " We open at eight.", " mhm").talked_over
+    assert _reply_ending(LiveModel(PROFILE), " We open at eight.",
+                         " wait no I meant Sunday").talked_over
+    assert _reply_ending(LiveModel(PROFILE), " We open at eight.", " waaait",
+                         caller_ms=900).talked_over

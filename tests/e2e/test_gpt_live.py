@@ -362,3 +362,44 @@ async def test_keypad_digits_reach_the_live_model_as_text_and_it_answers() -> No
         asks = [e for e in h.fake.client_events if e["type"] == "session.commentary.append"]
         assert len(asks) == 2  # the greeting, then the answer to the keys
         assert_clean(h, caller)
+
+
+LONG_ANSWER = ("We open at eight every weekday morning, and on Saturdays we open at nine, "
+               "with fresh rye, sourdough, seeded loaves, croissants and cinnamon buns, and "
+               "the cafe in the back serves coffee until four in the afternoon.")
+
+
+async def test_the_caller_talks_over_the_agent_and_hears_only_what_was_sent() -> None:
+    """The model stops by itself when talked over; callbridge sends no clear: the caller hears
+    exactly the audio the model sent before it stopped, and the as-heard transcript holds
+    only the words it said, not the whole answer, marked interrupted (the greeting is not)."""
+    async with live_harness([LiveReply(LONG_ANSWER), LiveReply("Sure, go ahead.")],
+                            env={"CALLBRIDGE_GREETING": GREETING}) as h:
+        caller = await dialed(h)
+        async with caller:
+            await caller.wait_for_agent_audio(timeout=5.0)
+            await caller.wait_until_agent_quiet(quiet_for=1.0, timeout=15.0)
+            await caller.say(speechlike(1.0, seed=11))
+            answer_at = await caller.wait_for_agent_audio(timeout=8.0, after=caller.spoken_until)
+            while caller.now() < answer_at + 2.0:
+                await asyncio.sleep(0.05)
+            await caller.say(speechlike(1.2, seed=12))  # talks over the long answer
+            [reply] = [u for u in h.fake.spoken if u.text == LONG_ANSWER]
+            await h.fake.wait_for(lambda: reply.done, timeout=5.0)
+            await caller.wait_until_agent_quiet(quiet_for=1.5, timeout=15.0)
+            await caller.hang_up()
+        assert reply.interrupted
+        assert len(reply.audio) < len(reply.audio_planned or b"") / 2
+        sent = sum(len(u.audio) for u in h.fake.spoken)
+        frame = 160  # each reply's last piece is padded with silence to a whole 20 ms frame
+        assert caller.played_bytes <= sent + frame * len(h.fake.spoken)
+        bridge = h.bridge_of(caller)
+        await asyncio.wait_for(bridge.finished.wait(), 7.0)
+        [turn] = [t for t in bridge.transcript if t.role == "agent" and t.heard
+                  and LONG_ANSWER.startswith(t.heard.strip())]
+        assert turn.heard.strip() == reply.transcript.strip()
+        assert len(turn.heard) < len(LONG_ANSWER) / 2
+        assert turn.interrupted
+        assert not [t for t in bridge.transcript if t.role == "agent" and t.interrupted
+                    and t is not turn]
+        assert_clean(h, caller)

@@ -50,6 +50,11 @@ FATAL_ERROR_CODES = frozenset({
     "invalid_model", "model_not_found", "forbidden",
 })
 CONFLICT_CODES = frozenset({"function_call_outputs_required"})
+# Caller speech during an agent reply that means the caller talked over it (the model then
+# stops by itself): at least this many words, or this long; less is a backchannel.
+TALKED_OVER_WORDS = 3
+TALKED_OVER_MS = 700.0
+_SENTENCE_ENDS = (".", "!", "?", "…", '"', "'", ")", "”")
 MAX_COMMENTARY_CHARS = 1600  # an append is ≤500 tokens; ~4 characters a token, with margin
 # What the model is told when a client delegation's backend failed: every delegation gets an
 # answer.
@@ -79,6 +84,7 @@ class LiveModel:
         self._caller_heard_at = 0.0
         self._caller_turns = 0
         self._caller_since_reply = False  # the caller spoke since the agent's last reply began
+        self._over_reply_ms, self._over_reply_words = 0.0, 0  # caller speech during the reply
         self._calls_seen: set[str] = set()
         self._calls_open: set[str] = set()
         self._outputs_waiting = 0  # outputs given since the last backend continuation
@@ -259,6 +265,9 @@ class LiveModel:
             self._caller.append(event)
             self._caller_heard_at = now
             self._caller_since_reply = True
+            if self._reply is not None:
+                self._over_reply_ms += max(0.0, event.end_ms - event.start_ms)
+                self._over_reply_words += len(event.delta.split())
             return inputs
         inputs = [] if self._reply is not None else self._begin_reply(now)
         self._voiced_at = now
@@ -278,6 +287,7 @@ class LiveModel:
         self._reply_text = []
         self._voiced_at = now
         self._caller_since_reply = False
+        self._over_reply_ms, self._over_reply_words = 0.0, 0
         inputs.append(m.ReplyStarted(self._reply))
         return inputs
 
@@ -286,7 +296,13 @@ class LiveModel:
         assert reply is not None
         self._reply = None
         text = "".join(self._reply_text).strip()  # fragments carry their own leading spaces
-        return [m.AgentTextDone(reply, reply, text), m.AgentAudioDone(reply, reply),
+        # The model stops by itself when talked over, and no event says so: a reply that ends
+        # mid-sentence, or with the caller's words over it (a backchannel, "mhm", is not that;
+        # the caller's transcript may come only after the reply ended), was talked over.
+        talked_over = bool(text) and (
+            not text.endswith(_SENTENCE_ENDS) or self._over_reply_words >= TALKED_OVER_WORDS
+            or self._over_reply_ms >= TALKED_OVER_MS)
+        return [m.AgentTextDone(reply, reply, text), m.AgentAudioDone(reply, reply, talked_over),
                 m.ReplyDone(reply, "completed", None, {})]
 
     def _end_caller_turn(self, *, answered: bool) -> list[m.ModelInput]:

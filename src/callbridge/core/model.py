@@ -57,8 +57,12 @@ class AgentAudio:
 
 @dataclass(frozen=True, slots=True)
 class AgentAudioDone:
+    """The model sent all of an item's audio. `talked_over`: it stopped early because the
+    caller talked over it (an API whose model stops by itself, with nothing to truncate)."""
+
     reply_id: str
     item_id: str
+    talked_over: bool = False
 
 
 @dataclass(frozen=True, slots=True)

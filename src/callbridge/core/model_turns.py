@@ -157,6 +157,7 @@ def on_agent_audio_done(s: CallSession, event: m.AgentAudioDone, now: float) -> 
     item = s.speech.items.get(event.item_id)
     if item is None:
         return []
+    item.talked_over = event.talked_over
     s.speech.audio_done(event.item_id, item)
     return s.pump(now) + s.finish_played(now) + conduct.maybe_close(s, now)
 

@@ -38,6 +38,7 @@ class AgentItem:
     final_text: str | None = None
     audio_done: bool = False
     started_at: float | None = None
+    talked_over: bool = False  # the model stopped by itself when the caller talked over it
 
     def transcript(self) -> str:
         return self.final_text if self.final_text is not None else "".join(self.text)
@@ -211,7 +212,8 @@ class AgentSpeech:
             if item.audio_done and item_id not in pending and not self.outbound.holds(item_id)
         ]
         quiet = not pending and not self.outbound
-        return [self.finish_item(item_id, now, interrupted=False) for item_id in done], quiet
+        return [self.finish_item(item_id, now, interrupted=self.items[item_id].talked_over)
+                for item_id in done], quiet
 
     def finish_item(self, item_id: str, now: float, *, interrupted: bool) -> TurnFinished:
         item = self.items.pop(item_id)
