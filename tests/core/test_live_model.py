@@ -389,3 +389,18 @@ def test_a_reply_cut_mid_sentence_or_talked_over_is_marked_talked_over() -> None
                          " wait no I meant Sunday").talked_over
     assert _reply_ending(LiveModel(PROFILE), " We open at eight.", " waaait",
                          caller_ms=900).talked_over
+
+
+def test_a_caller_turn_starts_when_its_first_words_were_spoken() -> None:
+    """GPT-Live dates the caller's words on its session clock, which runs with the input sent
+    from `session.started`: the caller's turn starts there, not when its transcript came."""
+    session = CallSession(CALL_SID, AgentProfile(model="gpt-live-1.1"))
+    now = 100.0
+    drive_to_ready(session, now)
+    session.receive_twilio(start_frame(), now)
+    session.receive_realtime(words("input", " Is my cake", 1500, 1900), now + 2.0)
+    session.receive_realtime(words("input", " ready?", 1900, 2300), now + 2.4)
+    out = session.wake(now + 3.2)  # 0.8 s of quiet ends the caller's turn
+    [turn] = [a for a in out if isinstance(a, TurnFinished) and a.role == "caller"]
+    assert turn.text == "Is my cake ready?"
+    assert turn.started == now + 1.5

@@ -316,7 +316,7 @@ class LiveModel:
         inputs: list[m.ModelInput] = []
         if answered:  # spoken in the clear: a turn whose end turn latency is measured from
             inputs.append(m.CallerSpeechStopped(item, fragments[-1].end_ms, owes_reply=False))
-        inputs.append(m.CallerTranscript(item, text))
+        inputs.append(m.CallerTranscript(item, text, self.input.time_of(fragments[0].start_ms)))
         return inputs
 
     def _transcript_add(self, role: str, text: str) -> None:

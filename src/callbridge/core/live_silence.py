@@ -61,6 +61,11 @@ class InputClock:
         self.silence_sent_ms += frames * FRAME_MS
         return frames
 
+    def time_of(self, position_ms: float) -> float | None:
+        """When the input reached `position_ms` (the model's session clock advances with its
+        input, sent in real time from `start`), on the session's clock; None before `start`."""
+        return None if self._anchor is None else self._anchor + position_ms / 1000
+
     def stop(self) -> None:
         """The stream ended: nothing more is owed."""
         self._anchor = None

@@ -100,8 +100,13 @@ class CallerSpeechStopped:
 
 @dataclass(frozen=True, slots=True)
 class CallerTranscript:
+    """What the caller said in a turn. `started_at`: when they began it, on the session's
+    clock, for an API that dates turns only by their words (GPT-Live); otherwise the turn's
+    `CallerSpeechStarted` says."""
+
     item_id: str
     text: str
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,9 @@ def on_speech_stopped(s: CallSession, event: m.CallerSpeechStopped, now: float) 
 
 def on_caller_transcript(s: CallSession, event: m.CallerTranscript, now: float) -> list[Action]:
     s.history.caller_said(event.item_id, event.text)
-    started = s.turns.speech_started_at.pop(event.item_id, now)
+    started = s.turns.speech_started_at.pop(event.item_id, None)
+    if started is None:
+        started = now if event.started_at is None else min(event.started_at, now)
     return [TurnFinished("caller", event.text, event.text, False, event.item_id, now,
                          started)]
 
