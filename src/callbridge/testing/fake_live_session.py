@@ -35,6 +35,7 @@ from callbridge.testing.fake_live_config import Dropped, FakeLiveConfig, LiveRec
 from callbridge.testing.fake_live_delegation import Delegation, Delegations, Refused
 from callbridge.testing.fake_live_speech import Utterance, Voice
 from callbridge.testing.fake_live_wire import JsonDict
+from callbridge.testing.fake_tasks import ConnectionTasks
 from callbridge.testing.live_validation import (
     ClientEventInvalid,
     ServerEventInvalid,
@@ -96,7 +97,7 @@ class LiveSession:
         self._delegations = Delegations()
         self._ws, self._where, self._next_reply = ws, f"session {number}", next_reply
         self._voice = Voice(self)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = ConnectionTasks("fake GPT-Live server", self._violation)
         self._clock_moved = asyncio.Event()
         self._pending_acks: list[JsonDict] = []
         self._closing = self._aborted = self._hung_up = False
@@ -160,7 +161,7 @@ class LiveSession:
     async def serve(self) -> None:
         """Run the session until the socket closes. Called once by the server's handler."""
         try:
-            self._spawn(self._voice.run())
+            self._tasks.spawn(self._voice.run())
             async for message in self._ws:
                 await self._receive(message)
         except (ConnectionClosed, Dropped):
@@ -168,7 +169,7 @@ class LiveSession:
         finally:
             self._closing = True
             self._clock_moved.set()
-            await self._cancel_tasks()
+            await self._tasks.cancel()
             self.closed = True
             self.close_code = 1006 if self._aborted else self._ws.close_code
 
@@ -210,28 +211,7 @@ class LiveSession:
         (a client still streaming audio would otherwise fill the buffer and hide its close
         frame), and everything it reads from now on is ignored."""
         self._hung_up = True
-        self._spawn(self._ws.close(code, reason))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guard(coro))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        except (ConnectionClosed, Dropped):
-            pass
-        except Exception as exc:  # a bug in the fake: make the test fail, not the event loop
-            logger.exception("fake GPT-Live server task failed")
-            self._violation(f"fake server error: {exc!r}")
-
-    async def _cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
-        await asyncio.gather(*(t for t in self._tasks if t is not current), return_exceptions=True)
+        self._tasks.spawn(self._ws.close(code, reason))
 
     async def _pause(self, ms: float) -> None:
         await asyncio.sleep(ms / 1000 / self.config.speed)
@@ -327,8 +307,8 @@ class LiveSession:
         self.resource = wire.session_resource(self.session_id, config, expires_at)
         self._started_at = time.monotonic()
         await self.emit(self._ack("session.started", event, session=self.resource))
-        self._spawn(self._report_usage())
-        self._spawn(self._expire())
+        self._tasks.spawn(self._report_usage())
+        self._tasks.spawn(self._expire())
 
     def _ack(self, event_type: str, event: JsonDict, **fields: Any) -> JsonDict:
         ack: JsonDict = {"type": event_type, **fields}
@@ -457,7 +437,7 @@ class LiveSession:
         self.spoken.append(clip)
         await self.emit(self._ack("session.output_audio.fixture.playing", event))
         self._voice.play_now(clip)
-        self._spawn(self._fixture_played(clip, event))
+        self._tasks.spawn(self._fixture_played(clip, event))
 
     async def _fixture_played(self, clip: Utterance, event: JsonDict) -> None:
         await clip.finished.wait()
@@ -480,7 +460,7 @@ class LiveSession:
         )
         if backchannel:
             return
-        self._spawn(self._respond(turn, text))
+        self._tasks.spawn(self._respond(turn, text))
 
     def _next_transcript(self, turn: CallerTurn) -> str:
         scripted = self.config.user_transcripts
@@ -562,7 +542,7 @@ class LiveSession:
         await self.emit({"type": "session.delegation.created", "delegation": body,
                          "offset_ms": delegation.offset_ms})
         if delegation.reply.filler:
-            self._spawn(self._acknowledge(delegation.reply.filler))
+            self._tasks.spawn(self._acknowledge(delegation.reply.filler))
 
     async def _acknowledge(self, filler: str) -> None:
         """The automatic spoken acknowledgement: requested `acknowledgement_delay_ms` after the
@@ -635,7 +615,7 @@ class LiveSession:
             await self._reject(exc.code, str(exc), event, exc.param)
             return
         for delegation in resumed:
-            self._spawn(self._continue(delegation))
+            self._tasks.spawn(self._continue(delegation))
 
     async def _continue(self, delegation: Delegation) -> None:
         outputs = "; ".join(delegation.outputs[call_id] for call_id in delegation.calls)

@@ -41,6 +41,7 @@ from callbridge.testing.fake_realtime_config import Dropped, FakeConfig, Recorde
 from callbridge.testing.fake_realtime_conversation import Conversation, ItemRefused
 from callbridge.testing.fake_realtime_response import ResponsePlan, ResponseStream
 from callbridge.testing.fake_realtime_wire import JsonDict
+from callbridge.testing.fake_tasks import ConnectionTasks
 from callbridge.testing.openai_validation import (
     ClientEventInvalid,
     ServerEventInvalid,
@@ -85,7 +86,7 @@ class FakeConnection:
         )
         self.conversation_id = wire.new_id("conv")
         self._ws, self._where = ws, f"connection {number}"
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = ConnectionTasks("fake realtime server", self._violation)
         self._closing = self._aborted = False
         self._response: ResponseStream | None = None
         self._auto_response_pending = False
@@ -121,14 +122,14 @@ class FakeConnection:
                 return
             await self.emit({"type": "session.created", "session": copy.deepcopy(self.session)})
             if self.config.session_max_seconds is not None:
-                self._spawn(self._expire(self.config.session_max_seconds))
+                self._tasks.spawn(self._expire(self.config.session_max_seconds))
             async for message in self._ws:
                 await self._receive(message)
         except (ConnectionClosed, Dropped):
             pass
         finally:
             self._closing = True
-            await self._cancel_tasks()
+            await self._tasks.cancel()
             self.closed = True
             self.close_code = 1006 if self._aborted else self._ws.close_code
 
@@ -177,25 +178,6 @@ class FakeConnection:
         await asyncio.sleep(seconds)
         minutes = f"{seconds / 60:g}"
         await self._ws.close(1001, f"Your session hit the maximum duration of {minutes} minutes.")
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guard(coro))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        except (ConnectionClosed, Dropped):
-            pass
-        except Exception as exc:  # a bug in the fake: make the test fail, not the event loop
-            logger.exception("fake realtime server task failed")
-            self._violation(f"fake server error: {exc!r}")
-
-    async def _cancel_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ---- receiving --------------------------------------------------------------------------
 
@@ -355,7 +337,7 @@ class FakeConnection:
         seconds = len(turn.audio) / 8000
         self._last_user_transcript = self._next_transcript(seconds)
         if self.session["audio"]["input"].get("transcription"):
-            self._spawn(self._transcribe(item, self._last_user_transcript, seconds))
+            self._tasks.spawn(self._transcribe(item, self._last_user_transcript, seconds))
         if create_response:
             if self._response is None:
                 self._start_response({})
@@ -486,7 +468,7 @@ class FakeConnection:
         if "audio" in modalities and reply.tool_call is None:
             self._audio_produced = True
         self._response = ResponseStream(self, plan)
-        self._spawn(self._response.run())
+        self._tasks.spawn(self._response.run())
 
     def _choose_reply(self, instructions: object) -> Reply:
         reply = self._scripted_reply(instructions)
