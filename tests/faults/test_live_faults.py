@@ -26,6 +26,7 @@ from tests.faults.rig import (
     client_events,
     conclude,
     ended_in_record,
+    inject,
     into_a_reply,
     rig,
     settle_and_turn,
@@ -241,6 +242,50 @@ async def test_a_drop_between_turns_is_restored_and_the_next_turn_answered(
         "live-cut-between-turns", "GPT-Live socket dropped between turns",
         "`drop_all()` with nobody speaking", tmp_path, scenario, n=N)
     assert_survived(results, max_gap=1.5)
+
+
+# ---------------------------------------------------------------- a stall
+
+STALL_S = 5.0
+DEADLINE_S = 3.0  # CALLBRIDGE_UPSTREAM_STALL_S's default
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: a stalled GPT-Live upstream goes unnoticed. GPT-Live has no reply-done event: the "
+    "reply under way is taken as finished 0.8 s after its audio stops, and a caller's turn "
+    "never makes a reply owed, so the stall deadline (CALLBRIDGE_UPSTREAM_STALL_S) does not "
+    "run; only websockets' keepalive (ping every 20 s, 20 s to answer) would notice. The "
+    "caller hears the whole stall as silence, with no comfort sound and no new session"))
+async def test_a_5_second_network_stall_mid_reply_is_given_up_within_3_s_and_the_call_goes_on(
+    tmp_path: Path, reliability: ReliabilityLog,
+) -> None:
+    """The network to GPT-Live stalls 5 s as a reply starts (no FIN, no RST): within the 3 s
+    stall deadline the socket is given up, the comfort sound plays while a new session opens,
+    and the call goes on; nothing lost."""
+    reply = LiveReply("Our opening hours are nine to five.", audio=speechlike(2.5, seed=5))
+
+    async def scenario(tmp: Path, i: int) -> Injection:
+        async with rig(tmp, [reply], live=True, proxied=True, speed=1.0) as r:
+            assert r.proxy is not None
+            caller = await r.call()
+            stalled_at = await into_a_reply(caller, seed=800 + i)
+            r.proxy.stall()
+            await asyncio.sleep(STALL_S)
+            r.proxy.resume()
+            await caller.wait_for_agent_audio(timeout=8.0, after=caller.now())
+            gap, went_on = await settle_and_turn(caller, since=stalled_at, seed=i,
+                                                 quiet_for=0.6, within=15.0)
+            lost = r.h.bridge_of(caller).notes["upstream_lost"]
+            return await conclude(r, caller, went_on=went_on, gap=gap, upstream_lost=lost)
+
+    results = await inject(N, tmp_path, scenario)
+    reliability.record(
+        "live-stall-5s", "GPT-Live upstream stalls 5 s mid-reply",
+        "`FaultProxy.stall()`, `resume()` after 5 s", results,
+        bug="nothing notices the stall; the caller hears it all as silence")
+    assert_survived(results)
+    assert all(r.notes["upstream_lost"] == 1 for r in results), results
+    assert all((r.gap_s or 0.0) < DEADLINE_S + 0.5 for r in results), results
 
 
 # ---------------------------------------------------------------- errors
