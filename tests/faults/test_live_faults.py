@@ -26,7 +26,6 @@ from tests.faults.rig import (
     client_events,
     conclude,
     ended_in_record,
-    inject,
     into_a_reply,
     rig,
     settle_and_turn,
@@ -250,12 +249,6 @@ STALL_S = 5.0
 DEADLINE_S = 3.0  # CALLBRIDGE_UPSTREAM_STALL_S's default
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a stalled GPT-Live upstream goes unnoticed. GPT-Live has no reply-done event: the "
-    "reply under way is taken as finished 0.8 s after its audio stops, and a caller's turn "
-    "never makes a reply owed, so the stall deadline (CALLBRIDGE_UPSTREAM_STALL_S) does not "
-    "run; only websockets' keepalive (ping every 20 s, 20 s to answer) would notice. The "
-    "caller hears the whole stall as silence, with no comfort sound and no new session"))
 async def test_a_5_second_network_stall_mid_reply_is_given_up_within_3_s_and_the_call_goes_on(
     tmp_path: Path, reliability: ReliabilityLog,
 ) -> None:
@@ -278,14 +271,14 @@ async def test_a_5_second_network_stall_mid_reply_is_given_up_within_3_s_and_the
             lost = r.h.bridge_of(caller).notes["upstream_lost"]
             return await conclude(r, caller, went_on=went_on, gap=gap, upstream_lost=lost)
 
-    results = await inject(N, tmp_path, scenario)
-    reliability.record(
+    results = await reliability.measure(
         "live-stall-5s", "GPT-Live upstream stalls 5 s mid-reply",
-        "`FaultProxy.stall()`, `resume()` after 5 s", results,
-        bug="nothing notices the stall; the caller hears it all as silence")
+        "`FaultProxy.stall()`, `resume()` after 5 s", tmp_path, scenario, n=N)
     assert_survived(results)
+    # Given up once, by the keepalive; the silence ends within the deadline (the comfort sound
+    # follows until the network is back).
     assert all(r.notes["upstream_lost"] == 1 for r in results), results
-    assert all((r.gap_s or 0.0) < DEADLINE_S + 0.5 for r in results), results
+    assert all(DEADLINE_S - 1.0 < (r.gap_s or 0.0) < DEADLINE_S + 0.5 for r in results), results
 
 
 # ---------------------------------------------------------------- errors
