@@ -1,6 +1,7 @@
-"""Faults on a GPT-Live agent's upstream, three calls each, against the fake GPT-Live server: the
-socket dropped before `session.started`, while the agent speaks, while a backend function call is
-open and between turns; a stall while a reply is owed; a non-fatal `error` event; a fatal one;
+"""Faults on a GPT-Live agent's upstream, three calls each, against the fake GPT-Live server (the
+`live-` rows of the reliability table, after a control call): the socket dropped before
+`session.started`, mid-greeting, mid-reply, while a backend function call is open and between
+turns; the network stalled while a reply is under way; non-fatal `error` events; a fatal one;
 the Responses backend failing. Every call goes on (a dropped session is replaced by one whose
 `session.start` carries the conversation as `input`, and the greeting is never said twice) or,
 for the fatal error, ends with the apology; nothing the caller said or heard is lost.
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from callbridge.testing.fake_caller import FakeTwilioCaller
 from callbridge.testing.fake_live import LiveReply, LiveToolCall
 from callbridge.testing.speech import speechlike
 from tests.faults.conftest import ReliabilityLog
@@ -60,13 +61,13 @@ def restored_input(r: Rig, session: int) -> list[str]:
     return [m["content"][0]["text"] for m in start["session"].get("input", [])]
 
 
-async def greeted(caller: Any) -> None:
+async def greeted(caller: FakeTwilioCaller) -> None:
     """The greeting has been heard to its end."""
     await caller.wait_for_agent_audio(timeout=8.0)
     await caller.wait_until_agent_quiet(quiet_for=0.4, timeout=10.0)
 
 
-async def through_a_drop(r: Rig, caller: Any, *, seed: int) -> tuple[float, bool]:
+async def through_a_drop(r: Rig, caller: FakeTwilioCaller, *, seed: int) -> tuple[float, bool]:
     """The first session is being dropped (`drop_when` armed): wait for the drop, for the
     replacing session to speak and fall quiet, then `settle_and_turn` from the drop."""
     await until(lambda: bool(r.upstreams) and r.upstreams[0].closed)
@@ -301,8 +302,9 @@ async def test_a_non_fatal_error_event_mid_reply_never_ends_the_call(
             fault_at = await into_a_reply(caller, seed=500 + i)
             await r.live.send_error(code, f"An injected {code}.", kind)
             gap, went_on = await settle_and_turn(caller, since=fault_at, seed=i)
-            stats = r.h.bridge_of(caller).session.stats
-            assert stats.upstream_errors == 1
+            bridge = r.h.bridge_of(caller)
+            assert bridge.session.stats.upstream_errors == 1
+            assert bridge.notes["upstream_lost"] == 0
             assert len(r.live.sessions) == 1
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
@@ -359,6 +361,8 @@ async def test_a_failed_backend_response_is_apologised_for_and_the_call_goes_on(
             session = r.live.sessions[0]
             assert session.function_outputs == {}, "no output for a discarded call"
             assert len(r.live.sessions) == 1
+            assert r.h.bridge_of(caller).session.stats.upstream_errors == 1
+            assert "Sorry, I cannot check orders right now." in agent_turns(r, caller)
             return await conclude(r, caller, went_on=went_on, gap=gap)
 
     results = await reliability.measure(
