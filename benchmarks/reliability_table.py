@@ -76,11 +76,12 @@ def _gap(injections: list[dict[str, Any]]) -> str:
 
 
 ORDER = ("control", "cut-", "upstream-stall", "upstream-error", "upstream-corrupt",
-         "upstream-malformed", "twilio-", "database-")
+         "upstream-malformed", "live-", "twilio-", "database-")
 
 
 def _rank(fault: dict[str, Any]) -> int:
-    """Control first, then the upstream, Twilio and database families (`ORDER`)."""
+    """Control first, then the Realtime upstream families, GPT-Live's (`live-`), Twilio's and
+    the database's (`ORDER`); within a family, in the order the suite ran them."""
     key = str(fault["key"])
     return next((n for n, prefix in enumerate(ORDER) if key.startswith(prefix)), len(ORDER))
 

@@ -1,5 +1,6 @@
-"""One fault-injection rig: the real server in-process, a fake model (optionally behind a fault
-proxy), a call record on SQLite or PostgreSQL — and what each injection is measured by.
+"""One fault-injection rig: the real server in-process, a fake model — Realtime, or GPT-Live with
+`live=True` — (optionally behind a fault proxy), a call record on SQLite or PostgreSQL — and what
+each injection is measured by.
 
 Every injection ends in an `Injection`: how the call came out (continued, ended gracefully with
 the apology or a clean close, or died), data lost (turns the bridge finished but the record does
@@ -14,7 +15,7 @@ import base64
 import contextlib
 import math
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ from callbridge.config import load_settings
 from callbridge.server.app import CallbridgeServer, create_app
 from callbridge.server.runner import running
 from callbridge.testing.fake_caller import FakeTwilioCaller, NotStreaming
+from callbridge.testing.fake_live import FakeLiveServer, LiveReply, LiveSession
 from callbridge.testing.fake_realtime import FakeRealtimeServer, Reply
 from callbridge.testing.fault_proxy import FaultProxy
 from callbridge.testing.speech import speechlike
 from tests.databases import fresh_database
 from tests.e2e.harness import AUTH_TOKEN, PUBLIC_URL, Harness
+from tests.e2e.live_harness import LIVE_MODEL, LiveHarness
 
 CONTINUED = "continued"
 ENDED_GRACEFULLY = "ended gracefully"
@@ -56,14 +59,29 @@ class Injection:
 class Rig:
     """A running rig: the harness (fake model, server, its state) and the fault proxies."""
 
-    h: Harness
+    h: Harness | LiveHarness
     proxy: FaultProxy | None  # between the server and the fake model
     database_url: str
     database_proxy: FaultProxy | None = None  # between the server and the database
 
     @property
     def fake(self) -> FakeRealtimeServer:
+        """The fake Realtime model (a rig started without `live`)."""
+        assert isinstance(self.h.fake, FakeRealtimeServer), "a GPT-Live rig: use `live`"
         return self.h.fake
+
+    @property
+    def live(self) -> FakeLiveServer:
+        """The fake GPT-Live model (a rig started with `live=True`)."""
+        assert isinstance(self.h.fake, FakeLiveServer), "a Realtime rig: use `fake`"
+        return self.h.fake
+
+    @property
+    def upstreams(self) -> list[Any]:
+        """Every upstream socket the fake model accepted, in order: Realtime connections or
+        GPT-Live sessions, each with `closed` and `client_events`."""
+        fake = self.h.fake
+        return list(fake.sessions if isinstance(fake, FakeLiveServer) else fake.connections)
 
     @property
     def state(self) -> CallbridgeServer:
@@ -80,8 +98,9 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(
     tmp_path: Path,
-    replies: list[Reply] | None = None,
+    replies: Sequence[Reply] | Sequence[LiveReply] | None = None,
     *,
+    live: bool = False,
     env: dict[str, str] | None = None,
     backend: str = "sqlite",
     proxied: bool = False,
@@ -89,6 +108,8 @@ async def rig(
     **fake_options: Any,
 ) -> AsyncIterator[Rig]:
     """Start a rig in `tmp_path` (its own directory) on a fresh database of `backend`.
+    `live` makes the agent a GPT-Live one (`CALLBRIDGE_MODEL=gpt-live-1.1`) against the fake
+    GPT-Live server (strict: it checks every client event), `replies` being `LiveReply`s.
     `proxied` puts a `FaultProxy` between the server and the fake model, `database_proxied`
     one between the server and the database (PostgreSQL)."""
     await asyncio.to_thread(tmp_path.mkdir, parents=True, exist_ok=True)
@@ -101,18 +122,19 @@ async def rig(
                 FaultProxy(target.host or "127.0.0.1", target.port or 5432))
             database_url = target.set(port=database_proxy.port).render_as_string(
                 hide_password=False)
-        fake = await stack.enter_async_context(
-            FakeRealtimeServer(replies or [Reply(text="Sure.", audio=speechlike(1.0, seed=9))],
-                               **fake_options))
+        fake = await stack.enter_async_context(_fake_model(live, replies, fake_options))
         proxy = None
-        openai_url = fake.url
+        model_url = urlsplit(fake.url)
+        upstream_url = fake.url
         if proxied:
             proxy = await stack.enter_async_context(
-                FaultProxy("127.0.0.1", urlsplit(fake.url).port or 0))
-            openai_url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
+                FaultProxy("127.0.0.1", model_url.port or 0))
+            upstream_url = f"ws://127.0.0.1:{proxy.port}{model_url.path}"
+        model_env = ({"CALLBRIDGE_LIVE_URL": upstream_url, "CALLBRIDGE_MODEL": LIVE_MODEL}
+                     if live else {"CALLBRIDGE_OPENAI_URL": upstream_url})
         settings = load_settings({
             "CALLBRIDGE_PUBLIC_URL": PUBLIC_URL, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "CALLBRIDGE_OPENAI_URL": openai_url, "OPENAI_API_KEY": "sk-test",
+            **model_env, "OPENAI_API_KEY": "sk-test",
             "DATABASE_URL": database_url, "CALLBRIDGE_INSTANCE_ID": f"faults-{tmp_path.name}",
             "CALLBRIDGE_JOURNAL": str(tmp_path / "journal.jsonl"),
             "CALLBRIDGE_RECORDINGS_DIR": str(tmp_path / "recordings"),
@@ -122,7 +144,18 @@ async def rig(
         state: CallbridgeServer = app.state.callbridge
         state.calls.keep_finished = 100
         server = await stack.enter_async_context(running(app))
-        yield Rig(Harness(fake, server, state), proxy, database_url, database_proxy)
+        h = (LiveHarness(fake, server, state) if isinstance(fake, FakeLiveServer)
+             else Harness(fake, server, state))
+        yield Rig(h, proxy, database_url, database_proxy)
+
+
+def _fake_model(live: bool, replies: Sequence[Any] | None,
+                options: dict[str, Any]) -> FakeRealtimeServer | FakeLiveServer:
+    if live:
+        return FakeLiveServer(replies or [LiveReply("Sure.", audio=speechlike(1.0, seed=9))],
+                              strict=True, **options)
+    return FakeRealtimeServer(replies or [Reply(text="Sure.", audio=speechlike(1.0, seed=9))],
+                              **options)
 
 
 @contextlib.asynccontextmanager
@@ -198,7 +231,7 @@ async def through_a_cut(r: Rig, caller: FakeTwilioCaller, *, seed: int) -> tuple
     """The first upstream session is being cut mid-reply (`drop_when` set): wait for the cut,
     for the interrupted reply and the one after it to finish, then `settle_and_turn` from the
     moment of the cut. Returns (the gap, whether the next turn was answered)."""
-    await until(lambda: bool(r.fake.connections) and r.fake.connections[0].closed)
+    await until(lambda: bool(r.upstreams) and r.upstreams[0].closed)
     fault_at = caller.now()
     await until(lambda: len(agent_turns(r, caller)) >= 2, within=12.0)
     return await settle_and_turn(caller, since=fault_at, seed=seed)
@@ -206,7 +239,7 @@ async def through_a_cut(r: Rig, caller: FakeTwilioCaller, *, seed: int) -> tuple
 
 def client_events(r: Rig, kind: str) -> list[dict[str, Any]]:
     """Every client event of `kind` the fake model received, over all sessions."""
-    return [e for c in r.fake.connections for e in c.client_events if e.get("type") == kind]
+    return [e for c in r.upstreams for e in c.client_events if e.get("type") == kind]
 
 
 def greetings_requested(r: Rig) -> int:
@@ -216,7 +249,7 @@ def greetings_requested(r: Rig) -> int:
 
 def no_violations(r: Rig, caller: FakeTwilioCaller) -> None:
     """Neither fake saw a protocol violation: the fault did not make the bridge misbehave."""
-    assert r.fake.violations == []
+    assert r.h.fake.violations == []
     assert caller.violations == []
 
 
@@ -249,10 +282,12 @@ def audible_gap(segments: list[tuple[float, float]], start: float, end: float) -
 async def frames_lost(r: Rig, caller: FakeTwilioCaller) -> int:
     """Caller frames no upstream session received: the smallest `sent − appended` over 10
     samples 7 ms apart, so a frame in flight on loopback is not counted as lost. Appended
-    audio is counted in 20 ms frames of each session's format, since a PCM16 session gets it
+    audio (Realtime's `input_audio_buffer.append`, GPT-Live's `session.input_audio.append`,
+    which also carries the μ-law silence the bridge sends while caller frames are late) is
+    counted in 20 ms frames of each session's format, since a PCM16 session gets it
     resampled and in appends of any length; there libsoxr may hold up to 73 ms back (docs/
     audio.md), which is not lost while the call goes on, so up to 4 frames are allowed for."""
-    pcm16 = any(_input_format(c.session) == "audio/pcm" for c in r.fake.connections)
+    pcm16 = any(_pcm16(c) for c in r.upstreams)
     held = 4 if pcm16 else 0
     differences = []
     for _ in range(10):
@@ -261,17 +296,23 @@ async def frames_lost(r: Rig, caller: FakeTwilioCaller) -> int:
     return max(0, math.floor(min(differences) + 1e-9) - held)
 
 
-def _input_format(session: dict[str, Any]) -> str:
-    fmt = session.get("audio", {}).get("input", {}).get("format", {})
-    return str(fmt.get("type", "audio/pcmu")) if isinstance(fmt, dict) else "audio/pcmu"
+_APPENDS = frozenset({"input_audio_buffer.append", "session.input_audio.append"})
+
+
+def _pcm16(upstream: Any) -> bool:
+    """Whether an upstream session takes PCM16 (24 kHz) audio; GPT-Live ones take μ-law."""
+    if isinstance(upstream, LiveSession):
+        return False
+    fmt = upstream.session.get("audio", {}).get("input", {}).get("format", {})
+    return isinstance(fmt, dict) and fmt.get("type", "audio/pcmu") == "audio/pcm"
 
 
 def _frames_appended(r: Rig) -> float:
     frames = 0.0
-    for connection in r.fake.connections:
-        bytes_per_frame = 960 if _input_format(connection.session) == "audio/pcm" else 160
-        for event in connection.client_events:
-            if event.get("type") == "input_audio_buffer.append":
+    for upstream in r.upstreams:
+        bytes_per_frame = 960 if _pcm16(upstream) else 160
+        for event in upstream.client_events:
+            if event.get("type") in _APPENDS:
                 frames += len(base64.b64decode(event.get("audio", ""))) / bytes_per_frame
     return frames
 
@@ -305,7 +346,7 @@ async def healthy(r: Rig) -> bool:
     async with httpx.AsyncClient(base_url=r.h.server.url, trust_env=False) as client:
         status = (await client.get("/healthz")).status_code
     settled = await until(lambda: len(r.state.calls) == 0
-                          and all(c.closed for c in r.fake.connections), within=3.0)
+                          and all(c.closed for c in r.upstreams), within=3.0)
     return status == 200 and settled
 
 
@@ -325,7 +366,7 @@ async def conclude(r: Rig, caller: FakeTwilioCaller, *, went_on: bool, gap: floa
         frames_sent=caller.frames_sent if count_frames else None, frames_lost=lost_frames,
         gap_s=gap, healthy=await healthy(r),
         notes={"reconnects": bridge.session.stats.reconnects,
-               "sessions": len(r.fake.connections), **notes},
+               "sessions": len(r.upstreams), **notes},
     )
 
 

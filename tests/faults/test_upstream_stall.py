@@ -1,11 +1,12 @@
 """The network to OpenAI stalls for 5 s mid-reply (a fault proxy stops forwarding both ways, no
 FIN, no RST): what the caller hears, and whether anything notices.
 
-The upstream client's pings (every 20 s) would notice only after 20–40 s; the session's own
-deadline does: a reply is owed and no event came for 3 s (`CALLBRIDGE_UPSTREAM_STALL_S`), so the
-socket is given up as lost. The caller hears the audio already sent to Twilio (≤ 300 ms), then
-silence until the deadline, then the comfort sound while a new session opens (through the same
-stalled network, so it completes when the network resumes), then the rest of the reply.
+Two things notice within 3 s (`CALLBRIDGE_UPSTREAM_STALL_S`), whichever comes first: the
+session's own deadline (a reply is owed and no event came for 3 s) and the socket's keepalive
+(its pings go unanswered; with websockets' defaults that took 20–40 s). The socket is given up as
+lost. The caller hears the audio already sent to Twilio (≤ 300 ms), then silence until the
+stall is noticed, then the comfort sound while a new session opens (through the same stalled
+network, so it completes when the network resumes), then the rest of the reply.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ STALL_S = 5.0
 DEADLINE_S = 3.0  # CALLBRIDGE_UPSTREAM_STALL_S's default
 
 
-async def test_a_5_second_upstream_stall_is_given_up_after_3_s_and_the_call_goes_on(
+async def test_a_5_second_upstream_stall_is_given_up_within_3_s_and_the_call_goes_on(
     tmp_path: Path, reliability: ReliabilityLog,
 ) -> None:
     """Stalled 5 s as the reply starts: under 3 s of silence, the comfort sound while the
@@ -61,6 +62,8 @@ async def test_a_5_second_upstream_stall_is_given_up_after_3_s_and_the_call_goes
         "upstream-stall-5s", "upstream stalls 5 s mid-reply",
         "`FaultProxy.stall()`, `resume()` after 5 s", tmp_path, scenario, n=N)
     assert_survived(results)
-    # Detected once, as a loss; the silence ends at the deadline (the comfort sound follows).
-    assert all(r.notes["stalled"] == r.notes["upstream_lost"] == 1 for r in results), results
+    # Detected once, as a loss (by the deadline or the keepalive); the silence ends by the
+    # deadline (the comfort sound follows).
+    assert all(r.notes["upstream_lost"] == 1 and r.notes["stalled"] <= 1 for r in results), (
+        results)
     assert all(DEADLINE_S - 1.0 < (r.gap_s or 0.0) < DEADLINE_S + 0.5 for r in results), results

@@ -1,7 +1,8 @@
-"""Opening the OpenAI Realtime WebSocket for one call, and its synchronous lane.
+"""Opening the model's WebSocket (Realtime or GPT-Live) for one call, and its synchronous lane.
 
-Owns the handshake (URL with `?model=`, `Authorization: Bearer`, never `OpenAI-Beta`) and the
-translation of every way it can fail into `UpstreamError`, at this one boundary.
+Owns the handshake (Realtime's URL with `?model=`, GPT-Live's without; `Authorization: Bearer`,
+never `OpenAI-Beta`) and the translation of every way it can fail into `UpstreamError`, at this
+one boundary.
 
 The socket is `RealtimeSocket`, websockets' asyncio client connection with a lane for the hot
 path: each server message is handed to the bridge as bytes from `data_received`, on the same
@@ -11,6 +12,11 @@ Messages that arrive before the bridge attaches are held and handed over, in ord
 does. Once the handshake is done and the socket open, whole text frames are cut from the stream
 by `FrameReader` instead of websockets' parser. Pings, pongs, the close handshake, keepalive and
 anything unusual stay websockets' own.
+
+Keepalive is tied to the stall deadline (`Timing.upstream_stall_s`, see `keepalive`): the model's
+events cannot tell a stalled network from a model with nothing to say — GPT-Live sends nothing
+between bursts and has no reply-done event — so a socket whose pings go unanswered is failed
+(1011) and given up within that deadline, and the call replaces it as after any loss.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidURI,
 )
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
 
 from callbridge.config import Settings
@@ -36,6 +42,10 @@ from callbridge.errors import UpstreamError
 from callbridge.server.frame_reader import FrameReader, parser_idle
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+# How long a closing socket waits for the peer's close frame: one round trip for a live peer.
+# Caller audio written meanwhile is dropped (`send_now`), so a dead peer must not keep it long.
+CLOSE_TIMEOUT_S = 0.25
+DEFAULT_KEEPALIVE = (20.0, 20.0)  # websockets' own: a dead peer noticed after 20 to 40 s
 
 _log = logging.getLogger("callbridge.upstream")
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
@@ -128,16 +138,30 @@ def _ignore(data: bytes) -> None:
     return None
 
 
+def keepalive(stall_s: float | None) -> tuple[float, float]:
+    """(ping interval, pong timeout) for an upstream socket, so that a network that stops
+    carrying anything is given up within `stall_s` whatever the call is doing: a failed socket
+    still waits `CLOSE_TIMEOUT_S` for a close frame, and of the time left a third goes to the
+    next ping and two thirds to its pong. Without a deadline (`None`), websockets' defaults."""
+    if stall_s is None:
+        return DEFAULT_KEEPALIVE
+    budget = max(stall_s - CLOSE_TIMEOUT_S, stall_s / 2)
+    return budget / 3, budget * 2 / 3
+
+
 async def open_realtime(settings: Settings, agent: AgentProfile) -> RealtimeSocket:
     """Open a Realtime session socket for `agent`'s model. Raises `UpstreamError` with a
     one-line reason."""
     token = settings.openai_api_key or "no-key"
+    ping_interval, ping_timeout = keepalive(settings.timing.upstream_stall_s)
     try:
         socket = await connect(
             settings.realtime_url_for(agent),
             additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=settings.upstream_open_timeout,
-            close_timeout=1.0,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=CLOSE_TIMEOUT_S,
             max_size=MAX_EVENT_BYTES,
             compression=None,
             user_agent_header="callbridge",
@@ -155,8 +179,11 @@ async def open_realtime(settings: Settings, agent: AgentProfile) -> RealtimeSock
 
 
 def describe_close(exc: ConnectionClosed) -> str:
-    """A short reason for a lost socket, e.g. "1006 (no close frame)"."""
-    received = exc.rcvd
+    """A short reason for a lost socket, e.g. "1006 (no close frame)", or "keepalive ping
+    timeout (1011)" when this side failed it."""
+    received, sent = exc.rcvd, exc.sent
+    if received is None and sent is not None and sent.code == CloseCode.INTERNAL_ERROR:
+        return f"{sent.reason} ({int(sent.code)})"
     if received is None:
         return "1006 (no close frame)"
     return f"{received.code} {received.reason}".strip()
