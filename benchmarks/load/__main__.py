@@ -13,6 +13,11 @@ callers send a tone and match echoes by byte offset, and the budget is on load-a
 round trip over the p99 at the first step (unloaded), since libsoxr's own hold-back (13–73 ms each
 way) is no bridge cost the relay could stand for. Files: load-pcm16.* instead of load.*.
 
+`--api live`: the same through a GPT-Live agent (CALLBRIDGE_MODEL=gpt-live-1.1) against the echo
+upstream speaking GPT-Live; `--api both` measures the Realtime and the GPT-Live server one after
+the other at each step and prints, per step, server CPU per call for each and the ratio
+live/realtime. Files: load-live.* instead of load.*.
+
 `--smoke`: N=5 for 3 s, prints the table, writes nothing, exits 1 if any frame was lost.
 `--target-url`: measure another bridge (see docs/benchmarks.md).
 """
@@ -54,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
                         "callers send a 400 Hz tone matched by byte offset, and the budget is "
                         "on load-added latency (p99 round trip minus the p99 at the first "
                         "step, unloaded); the relay still passes μ-law through")
+    p.add_argument("--api", choices=["realtime", "live", "both"], default="realtime",
+                   help="the model API of callbridge's agent: realtime (default), live "
+                        "(GPT-Live: CALLBRIDGE_MODEL=gpt-live-1.1, CALLBRIDGE_LIVE_URL at the "
+                        "echo upstream run with --api live), or both, one after the other at "
+                        "each step, compared (CPU per call, live/realtime)")
     ramp = p.add_argument_group("the ramp")
     ramp.add_argument("--steps", type=_steps, default=None,
                       help=f"numbers of concurrent calls (default {DEFAULT_STEPS})")
@@ -105,8 +115,8 @@ def parser() -> argparse.ArgumentParser:
                      help="where the table, JSON and PNG go (default docs/benchmarks; "
                           "none with --smoke)")
     out.add_argument("--stem", default=None,
-                     help="file name stem (load → load.txt, …; default load, or load-pcm16 "
-                          "with --audio pcm16)")
+                     help="file name stem (load → load.txt, …; default load, load-pcm16 "
+                          "with --audio pcm16, load-live with --api live or both)")
     other = p.add_argument_group("another bridge (see docs/benchmarks.md)")
     other.add_argument("--target-url", default=None,
                        help="http(s)://host:port (Twilio flow: POST /voice, TwiML, stream) or "
@@ -130,10 +140,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     pcm16 = args.audio == "pcm16"
+    if args.api != "realtime" and pcm16:
+        p.error("--api live and both carry μ-law only (GPT-Live's session is audio/pcmu here)")
+    if args.api == "both" and args.target_url:
+        p.error("--api both starts its own two servers: it cannot measure --target-url")
     args.late_ms = (200.0 if pcm16 else 50.0) if args.late_ms is None else args.late_ms
-    args.stem = args.stem or ("load-pcm16" if pcm16 else "load")
+    args.stem = args.stem or ("load-pcm16" if pcm16 else
+                              "load" if args.api == "realtime" else "load-live")
     if args.smoke:
         args.steps = args.steps or [5]
         args.hold = 3.0 if args.hold is None else args.hold

@@ -21,8 +21,13 @@ it speaks just enough of the Realtime GA protocol for a bridge to stream through
 
 With `--api live` it speaks GPT-Live instead (`/v1/live/sessions`): `session.start` is answered
 by `session.started` (μ-law 8 kHz, as a phone bridge asks), and every `session.input_audio.append`
-at once by a `session.output_audio.delta` carrying the same audio. GPT-Live has no responses or
-items for speech, so there is nothing to group; `session.close` is answered by `session.closed`.
+at once by a `session.output_audio.delta` carrying the same audio (no `event_id`: GPT-Live's
+primary-socket audio delta has none), so the callers' tagged frames come back as they do through
+Realtime. GPT-Live has no responses or items for speech, so there is nothing to group;
+`session.close` is answered by `session.closed`. The bridge's own silence (callbridge appends
+μ-law silence, 0xFF, when the caller's frames stall) is echoed like any audio — it carries no tag,
+so the callers match nothing to it — and counted: `GET /stats` answers `{"appends": …,
+"silent": …}` over all connections so far, which the harness reads around each window.
 
 The append text callbridge sends is recognised by its prefix and cut, not JSON-parsed; any other
 spelling goes through `json.loads`. No logging per message.
@@ -157,13 +162,37 @@ class EchoSession:
             self.send_json({"type": "session.updated", "session": self.session})
 
 
+def is_silence(audio: str) -> bool:
+    """Whether a base64 μ-law payload is all silence (0xFF bytes), as a bridge's filler is."""
+    return audio.startswith("////") and not base64.b64decode(audio).strip(b"\xff")
+
+
+class AppendCounts:
+    """The audio appends a GPT-Live echo received, over all its connections."""
+
+    __slots__ = ("appends", "silent")
+
+    def __init__(self) -> None:
+        self.appends = 0
+        self.silent = 0
+
+    def heard(self, audio: str) -> None:
+        self.appends += 1
+        if is_silence(audio):
+            self.silent += 1
+
+    def as_json(self) -> str:
+        return json.dumps({"appends": self.appends, "silent": self.silent})
+
+
 class LiveEchoSession:
     """One GPT-Live connection's echo state: every appended frame comes straight back."""
 
-    __slots__ = ("conn", "events", "seconds")
+    __slots__ = ("conn", "counts", "events", "seconds")
 
-    def __init__(self, conn: wire.WsConnection) -> None:
+    def __init__(self, conn: wire.WsConnection, counts: AppendCounts | None = None) -> None:
         self.conn = conn
+        self.counts = counts or AppendCounts()
         self.events = 0
         self.seconds = 0.0
 
@@ -176,10 +205,9 @@ class LiveEchoSession:
         size = decoded_size(audio)
         if size == 0:
             return
+        self.counts.heard(audio)
         self.seconds += size / 8000
-        self.events += 1
-        self.conn.send_text('{"type":"session.output_audio.delta","event_id":"ev_'
-                            + str(self.events) + '","delta":"' + audio + '"}')
+        self.conn.send_text('{"type":"session.output_audio.delta","delta":"' + audio + '"}')
 
     def resource(self) -> dict[str, object]:
         return {"id": "live_echo", "expires_at": 4_000_000_000, "model": "gpt-live-1.1",
@@ -202,10 +230,11 @@ async def serve_echo(port: int, response_frames: int, ready: asyncio.Future[int]
                      audio: str = "pcmu", api: str = "realtime") -> None:
     """Serve until cancelled."""
     sessions: dict[wire.WsConnection, EchoSession | LiveEchoSession] = {}
+    counts = AppendCounts()  # GPT-Live only
 
     def on_open(conn: wire.WsConnection) -> None:
         if api == "live":
-            sessions[conn] = LiveEchoSession(conn)  # GPT-Live: the client speaks first
+            sessions[conn] = LiveEchoSession(conn, counts)  # GPT-Live: the client speaks first
             return
         echo = sessions[conn] = EchoSession(conn, response_frames, audio)
         echo.send_json({"type": "session.created", "session": echo.session})
@@ -221,6 +250,8 @@ async def serve_echo(port: int, response_frames: int, ready: asyncio.Future[int]
     def on_request(request: wire.Request) -> tuple[int, str] | None:
         if request.path.startswith("/healthz"):
             return 200, "ok\n"
+        if request.path.startswith("/stats"):
+            return 200, counts.as_json() + "\n"
         return None
 
     server = await wire.serve("127.0.0.1", port, on_text, on_open, on_close, on_request)

@@ -6,7 +6,9 @@ not resample, and libsoxr alone holds audio back tens of ms each way), so the bu
 **load-added** latency: the step's p99 round trip minus the p99 at the ramp's first step (the
 unloaded reference).
 
-Pure formatting over the per-step dicts the orchestrator collects (`run.py`), except `write()`
+With `--api both` the GPT-Live server's table follows the Realtime one, and then the comparison
+of the two (`compare`). Pure formatting over the per-step dicts the orchestrator collects
+(`run.py`), except `write()`
 (the table as text, the raw results as JSON) and `plot()` (a PNG; matplotlib is imported only
 here and only when a plot is asked for, so the harness runs without it).
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from benchmarks.load import compare
 
 BIN_MS = 0.01  # the callers' histogram bins are 10 µs
 
@@ -233,6 +237,17 @@ def render(result: dict[str, Any]) -> str:
             out.append("budget (pcm16): " + pcm16_budget(result))
     if result.get("idle_rss_mb") is not None:
         out.append(f"server RSS idle (after warm-up): {result['idle_rss_mb']:.0f} MB")
+    live = result.get("live")
+    if live:
+        out += ["", f"{live['name']}, a GPT-Live agent (bridge-added = its round trip − the "
+                "relay's at the same N; * = relay measured at a smaller N):",
+                bridge_table(live["steps"], live["name"]),
+                "", "saturation: " + saturation(live["steps"])]
+        if live.get("idle_rss_mb") is not None:
+            out.append(f"server RSS idle (after warm-up): {live['idle_rss_mb']:.0f} MB")
+        out += ["", "GPT-Live against Realtime, the same N one after the other (server CPU "
+                "per call = server CPU % of one core / N; ratio = live / realtime):",
+                compare.table(result["bridge"], live["steps"])]
     hook = result.get("webhook")
     if hook:
         out += ["", (f"webhook: {hook['requests']} × POST /voice at {hook['rate']:g}/s for "
@@ -252,8 +267,9 @@ def write(result: dict[str, Any], text: str, out_dir: Path, stem: str = "load") 
     table, raw = out_dir / f"{stem}.txt", out_dir / f"{stem}.json"
     table.write_text(text + "\n")
     slim = json.loads(json.dumps(result))
-    for group in ("relay", "bridge"):
-        for step in slim.get(group, []):
+    for steps in (slim.get("relay", []), slim.get("bridge", []),
+                  slim.get("live", {}).get("steps", [])):
+        for step in steps:
             step.pop("hist", None)
     raw.write_text(json.dumps(slim, indent=1) + "\n")
     return [table, raw]
@@ -293,6 +309,18 @@ def plot(result: dict[str, Any], path: Path, budget_ms: float) -> Path | None:
         per_call = [(s["n"], s["rss_per_call_kb"]) for s in bridge if s.get("rss_per_call_kb")]
         if per_call:
             mem.plot(*zip(*per_call, strict=True), "o-", color="C0", label=f"{name} RSS per call")
+    live = result.get("live")
+    steps = [s for s in live["steps"] if ok(s["rtt_ms"][1])] if live else []
+    if steps:  # --api both: the GPT-Live server beside the Realtime one
+        assert live is not None
+        ns, other = [s["n"] for s in steps], live["name"]
+        lat.plot(ns, [s["rtt_ms"][1] for s in steps], "D-", color="C4", label=f"{other} rtt p99")
+        cpu.plot(ns, [s.get("server_cpu") for s in steps], "D-", color="C4",
+                 label=f"{other} CPU")
+        per_call = [(s["n"], s["rss_per_call_kb"]) for s in steps if s.get("rss_per_call_kb")]
+        if per_call:
+            mem.plot(*zip(*per_call, strict=True), "D-", color="C4",
+                     label=f"{other} RSS per call")
     if relay:
         ns = [s["n"] for s in relay]
         lat.plot(ns, [s["rtt_ms"][1] for s in relay], "x-", color="C1", label="relay rtt p99")

@@ -4,8 +4,12 @@ Order of a run (each process pinned with `taskset`: the server under test — ca
 relay — on CPU 0; the echo upstream, the callers and this orchestrator on CPU 1):
 
 1. start the echo upstream, callbridge (or wait for `--target-url`), the relay and the callers;
+   with `--api live` the echo speaks GPT-Live and callbridge runs a GPT-Live agent against it
+   (the relay keeps a Realtime echo of its own); with `--api both`, two echo upstreams and two
+   callbridge processes on the server's core, `callbridge` (Realtime) and `callbridge-live`;
 2. warm up: 5 calls for 2 s through each server, then callbridge's idle RSS;
-3. for each N in `--steps`, the relay (the baseline) and then callbridge, each from no calls:
+3. for each N in `--steps`, the relay (the baseline) and then callbridge (with `--api both`:
+   the Realtime one, then the GPT-Live one), each from no calls:
    open N calls at `--rate` per second, settle, hold `--hold` s measuring, hang up. The ramp stops
    at the first step that breaks the budget (p99 bridge-added > `--budget-ms`, or any frame lost,
    call dropped or call that failed to open; with `--audio pcm16`, p99 load-added — over the
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -35,14 +40,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.load import profile, report
+from benchmarks.load import compare, profile, report
 from benchmarks.load.callers import Target
 from benchmarks.load.server import (
+    LIVE_MODEL,
     PUBLIC_URL,
     CpuMeter,
     MachineMeter,
     Proc,
     Processes,
+    http_get,
     http_get_ms,
     machine,
     rss_kb,
@@ -61,6 +68,12 @@ class Server:
     target: Target
     pid: int | None
     health: tuple[str, int, str] | None  # host, port, path of the health probe
+    api: str = "realtime"  # the model API it speaks to its echo upstream: realtime or live
+    echo: tuple[str, int] | None = None  # its GPT-Live echo's host and port, for `/stats`
+
+
+BRIDGE_NAMES = {"realtime": "callbridge", "live": "callbridge-live"}
+ECHO_PATHS = {"realtime": "/v1/realtime", "live": "/v1/live/sessions"}
 
 
 class Run:
@@ -68,7 +81,7 @@ class Run:
         self.args = args
         self.procs = procs
         self.callers: Proc | None = None
-        self.echo: Proc | None = None
+        self.echoes: list[Proc] = []  # the echo upstreams (one per model API measured)
         self.pinned = args.pin and taskset_available()
         self.server_cpu = args.server_cpu if self.pinned else None
         self.harness_cpu = args.harness_cpu if self.pinned else None
@@ -82,7 +95,6 @@ class Run:
     async def step(self, server: Server, n: int) -> dict[str, Any]:
         args, callers = self.args, self.callers
         assert callers is not None
-        assert self.echo is not None
         label = f"[{server.name}] N={n}"
         self.say(f"{label}: opening {n} calls at {args.rate:g}/s")
         ramp = await callers.ask({"cmd": "ramp", "calls": n, "rate": args.rate},
@@ -129,13 +141,14 @@ class Run:
                        label: str) -> dict[str, Any]:
         args, callers = self.args, self.callers
         assert callers is not None
-        assert self.echo is not None
-        harness = [os.getpid(), callers.pid, self.echo.pid]
+        echoes = [echo.pid for echo in self.echoes]
+        harness = [os.getpid(), callers.pid, *echoes]
         server_pids = [server.pid] if server.pid else []
         meters = {"server": CpuMeter(server_pids), "harness": CpuMeter(harness),
-                  "callers": CpuMeter([callers.pid]), "echo": CpuMeter([self.echo.pid]),
+                  "callers": CpuMeter([callers.pid]), "echo": CpuMeter(echoes),
                   "ours": CpuMeter(self._ours()), "machine": MachineMeter()}
         progress = {"server": CpuMeter(server_pids), "harness": CpuMeter(harness)}
+        appends = await self._echo_counts(server)
         await callers.ask({"cmd": "window"})
         began = time.monotonic()
         probes: list[float] = []
@@ -160,8 +173,12 @@ class Run:
                 await prober
         cpu = {name: meter.read() for name, meter in meters.items()}
         rss = rss_kb(server.pid) if server.pid else None
+        appended = await self._echo_counts(server)
         window = await callers.ask({"cmd": "report"}, within=60)
         step = self._step_result(server, n, ramp, window, cpu, rss, probes)
+        if appends and appended:  # GPT-Live: the appends the echo heard during the hold
+            step["appends"] = appended["appends"] - appends["appends"]
+            step["silence_frames"] = appended["silent"] - appends["silent"]
         if spy is not None:
             await spy[0].process.wait()
             step["profile"] = self._profile_text(server, n, spy[1])
@@ -188,6 +205,14 @@ class Run:
                             probes[-1]] if probes else None),
         }
         return step
+
+    async def _echo_counts(self, server: Server) -> dict[str, int] | None:
+        """What the bridge's GPT-Live echo heard so far (appends, silent ones), or None."""
+        if server.echo is None:
+            return None
+        body = await http_get(*server.echo, "/stats")
+        counts: dict[str, int] | None = json.loads(body) if body else None
+        return counts
 
     async def _probe(self, server: Server, out: list[float]) -> None:
         if server.health is None:
@@ -236,6 +261,8 @@ class Run:
         more = f"  {over} p99 {added[1]:.2f} ms" if added else ""
         more += f"  load-added p99 {load:.2f} ms" if load is not None else ""
         cpu = f"{s['server_cpu']:.0f}%" if s.get("server_cpu") is not None else "n/a"
+        if "silence_frames" in s:
+            more += f"  silence appended {s['silence_frames']}/{s['appends']}"
         return (f"[{s['server']}] N={s['n']}: rtt p50/p99/max {rtt} ms{more}  "
                 f"lost {s['lost']}/{s['sent']}  late {s['late']}  server CPU {cpu}  "
                 f"harness CPU {s['harness_cpu']:.0f}%  → {s.get('verdict', 'measured')}")
@@ -284,6 +311,9 @@ async def run(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+APIS = {"realtime": ("realtime",), "live": ("live",), "both": ("realtime", "live")}
+
+
 async def _run(args: argparse.Namespace, procs: Processes) -> int:
     r = Run(args, procs)
     if r.pinned and r.harness_cpu is not None:
@@ -292,17 +322,18 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
                f"orchestrator) to CPU {r.harness_cpu} with taskset" if r.pinned
                else "NOT pinned (taskset missing, one CPU, or --no-pin)")
     r.say(f"load run: {pinning}")
-    r.echo, echo_port = await procs.start_listener(
-        "echo-upstream", "benchmarks.load.echo_upstream",
-        ["--port", str(args.echo_port), "--response-frames", str(args.response_frames),
-         "--audio", args.audio],
-        cpu=r.harness_cpu)
-    echo_url = f"ws://127.0.0.1:{echo_port}/v1/realtime"
-    bridge = await _bridge_under_test(r, args, procs, echo_url)
+    apis = APIS[args.api]
+    echo_urls = await _start_echoes(r, args, procs, apis)
+    bridges = [await _bridge_under_test(r, args, procs, echo_urls[api], api) for api in apis]
+    for bridge in bridges:
+        if bridge.api == "live":
+            echo = urlsplit(echo_urls["live"])
+            bridge.echo = (echo.hostname or "127.0.0.1", echo.port or 80)
     relay = None
     if not args.no_relay:
         relay_proc, relay_port = await procs.start_listener(
-            "relay", "benchmarks.load.relay", ["--upstream", echo_url], cpu=r.server_cpu)
+            "relay", "benchmarks.load.relay", ["--upstream", echo_urls["realtime"]],
+            cpu=r.server_cpu)
         relay = Server("relay", Target(flow="plain",
                                        stream_url=f"ws://127.0.0.1:{relay_port}/twilio/stream"),
                        relay_proc.pid, ("127.0.0.1", relay_port, "/healthz"))
@@ -312,22 +343,27 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
                     "--audio", args.audio],
         cpu=r.harness_cpu)
     result: dict[str, Any] = {"machine": machine(), "pinning": pinning,
-                              "settings": _settings(args), "audio": args.audio,
+                              "settings": _settings(args), "audio": args.audio, "api": args.api,
                               "budget": {"kind": "load-added" if args.audio == "pcm16"
                                          else "bridge-added", "ms": args.budget_ms},
-                              "bridge_name": bridge.name, "relay": [], "bridge": [],
+                              "bridge_name": bridges[0].name, "relay": [], "bridge": [],
                               "profiles": []}
-    steps = args.steps
     if not args.smoke:
-        for server in (s for s in (bridge, relay) if s is not None):
+        for server in (s for s in (*bridges, relay) if s is not None):
             r.say(f"[{server.name}] warm-up: 5 calls for 2 s")
             await r.warm_up(server)
         await asyncio.sleep(1.0)
-    idle_kb = rss_kb(bridge.pid) if bridge.pid else None
-    result["idle_rss_mb"] = idle_kb / 1024 if idle_kb else None
+    idle_kb = {b.name: rss_kb(b.pid) if b.pid else None for b in bridges}
+    series: dict[str, list[dict[str, Any]]] = {b.name: [] for b in bridges}
+    result["bridge"] = series[bridges[0].name]
+    result["idle_rss_mb"] = _mb(idle_kb[bridges[0].name])
+    if len(bridges) > 1:  # --api both: the GPT-Live bridge, compared step by step
+        live = bridges[1]
+        result["live"] = {"name": live.name, "steps": series[live.name],
+                          "idle_rss_mb": _mb(idle_kb[live.name])}
     relay_by_n: dict[int, dict[str, Any]] = {}
-    for n in steps:
-        # interleaved: the relay at N, then the bridge at N, so both meet the same machine
+    for n in args.steps:
+        # interleaved: the relay at N, then each bridge at N, so all meet the same machine
         if relay is not None:
             base = await r.measure_at(relay, n)
             base["verdict"] = "baseline"
@@ -339,27 +375,21 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
                 relay = None
             else:
                 relay_by_n[n] = base
-        step = await r.measure_at(bridge, n)
-        report.add_bridge_cost(step, relay_by_n)
-        found = report.baseline_for(n, relay_by_n)
-        step["baseline"] = found["rtt_ms"] if found else None
-        if args.audio == "pcm16":
-            if not result["bridge"]:
-                result["budget"]["reference"] = report.reference_of(step)
-            report.add_load_cost(step, result["budget"]["reference"])
-        if idle_kb and step.get("server_rss_mb"):
-            step["rss_per_call_kb"] = (step["server_rss_mb"] * 1024 - idle_kb) / n
-        step["verdict"] = report.verdict(step, args.budget_ms)
-        result["bridge"].append(step)
-        r.say(r._line(step))
-        failing = [s for s in result["bridge"] if s["verdict"] != "ok"]
-        if failing and not args.no_stop and len(failing) > args.beyond:
-            r.say(f"[{bridge.name}] stopping the ramp at N = {n}: the budget broke at N = "
-                  f"{failing[0]['n']} ({failing[0]['verdict']})")
+        for bridge in bridges:
+            step = await r.measure_at(bridge, n)
+            _judge(step, series[bridge.name], relay_by_n, idle_kb[bridge.name], result, args)
+            series[bridge.name].append(step)
+            r.say(r._line(step))
+        if "live" in result:
+            r.say(compare.line(result["bridge"][-1], result["live"]["steps"][-1]))
+        stop = _stop_reason(series, args)
+        if stop:
+            r.say(stop)
             break
-    result["profiles"] = [s.pop("profile") for s in result["bridge"] if s.get("profile")]
-    if args.webhook_seconds > 0 and bridge.target.flow == "twilio":
-        result["webhook"] = await r.webhook_test(bridge)
+    measured = [s for steps in series.values() for s in steps]
+    result["profiles"] = [s.pop("profile") for s in measured if s.get("profile")]
+    if args.webhook_seconds > 0 and bridges[0].target.flow == "twilio":
+        result["webhook"] = await r.webhook_test(bridges[0])
     text = report.render(result)
     print("\n" + text, flush=True)
     started = ", ".join(f"{p.name} {p.pid}" for p in procs.procs)
@@ -367,7 +397,7 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
     if args.smoke:
         print("smoke: " + "; ".join(
             f"{s['server']} N={s['n']} {s['sent']} frames, {s['echoed']} echoed, {s['lost']} lost"
-            for s in result["relay"] + result["bridge"]), flush=True)
+            for s in result["relay"] + measured), flush=True)
     if args.out is not None:
         written = report.write(result, text, args.out, args.stem)
         png = report.plot(result, args.out / f"{args.stem}.png", args.budget_ms)
@@ -376,37 +406,105 @@ async def _run(args: argparse.Namespace, procs: Processes) -> int:
     return _exit_status(result, args)
 
 
+def _mb(kb: int | None) -> float | None:
+    return kb / 1024 if kb else None
+
+
+async def _start_echoes(r: Run, args: argparse.Namespace, procs: Processes,
+                        apis: tuple[str, ...]) -> dict[str, str]:
+    """One echo upstream per model API the run needs (the relay always speaks Realtime); their
+    URLs by API. `--echo-port` goes to the echo of the bridge under test."""
+    needed = [api for api in ECHO_PATHS if api in apis or (api == "realtime" and not args.no_relay)]
+    urls = {}
+    for api in needed:
+        port = args.echo_port if api in apis else 0
+        echo, bound = await procs.start_listener(
+            "echo-upstream" if api == "realtime" else "echo-upstream-live",
+            "benchmarks.load.echo_upstream",
+            ["--port", str(port), "--response-frames", str(args.response_frames),
+             "--audio", args.audio, "--api", api],
+            cpu=r.harness_cpu)
+        r.echoes.append(echo)
+        urls[api] = f"ws://127.0.0.1:{bound}{ECHO_PATHS[api]}"
+    return urls
+
+
+def _judge(step: dict[str, Any], earlier: list[dict[str, Any]],
+           relay_by_n: dict[int, dict[str, Any]], idle_kb: int | None, result: dict[str, Any],
+           args: argparse.Namespace) -> None:
+    """A bridge's step against the budget: its cost over the relay (or, pcm16, over the first
+    step), RSS per call and the verdict. `earlier`: the same bridge's steps before it."""
+    n = step["n"]
+    report.add_bridge_cost(step, relay_by_n)
+    found = report.baseline_for(n, relay_by_n)
+    step["baseline"] = found["rtt_ms"] if found else None
+    if args.audio == "pcm16":
+        if not earlier:
+            result["budget"]["reference"] = report.reference_of(step)
+        report.add_load_cost(step, result["budget"]["reference"])
+    if idle_kb and step.get("server_rss_mb"):
+        step["rss_per_call_kb"] = (step["server_rss_mb"] * 1024 - idle_kb) / n
+    step["verdict"] = report.verdict(step, args.budget_ms)
+
+
+def _stop_reason(series: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    """Why the ramp stops after this step ("" to go on): a bridge broke the budget more than
+    `--beyond` steps ago."""
+    if args.no_stop:
+        return ""
+    for name, steps in series.items():
+        failing = [s for s in steps if s["verdict"] != "ok"]
+        if len(failing) > args.beyond:
+            return (f"[{name}] stopping the ramp at N = {steps[-1]['n']}: the budget broke at "
+                    f"N = {failing[0]['n']} ({failing[0]['verdict']})")
+    return ""
+
+
 def _settings(args: argparse.Namespace) -> str:
     """The run's settings, as the report's second line says them."""
     pcm16 = args.audio == "pcm16"
     budget = (f"budget: no frame lost, p99 load-added ≤ {args.budget_ms:g} ms over the first "
               "step's p99 (the unloaded reference); the relay passes μ-law through, no "
               "resampling" if pcm16 else f"budget p99 added ≤ {args.budget_ms:g} ms")
-    return (("CALLBRIDGE_AUDIO_FORMAT=pcm16 " if pcm16 else "")
+    return (_api_settings(args.api) + ("CALLBRIDGE_AUDIO_FORMAT=pcm16 " if pcm16 else "")
             + f"CALLBRIDGE_CHUNK_MS=20 CALLBRIDGE_LEAD_MS=5000 DATABASE_URL="
             f"{'none' if args.record == 'none' else 'sqlite'}; hold {args.hold:g} s, "
             f"ramp {args.rate:g} calls/s, settle {args.settle:g} s; loss = not echoed within "
-            f"{args.loss_ms:g} ms, late = round trip > {args.late_ms:g} ms; echo responses "
-            f"of {args.response_frames} frames"
+            f"{args.loss_ms:g} ms, late = round trip > {args.late_ms:g} ms; "
+            + ("GPT-Live echo: one delta per append, no responses" if args.api == "live" else
+               f"echo responses of {args.response_frames} frames")
             + ("; frames are a 400 Hz tone, matched by byte offset; " if pcm16 else "; ")
             + budget)
 
 
+def _api_settings(api: str) -> str:
+    """The model API part of the settings line."""
+    live = f"CALLBRIDGE_MODEL={LIVE_MODEL} against the GPT-Live echo"
+    if api == "live":
+        return f"{live}; "
+    if api == "both":
+        return (f"Realtime (callbridge) and GPT-Live (callbridge-live: {live}) one after the "
+                "other at each step; ")
+    return ""
+
+
 async def _bridge_under_test(r: Run, args: argparse.Namespace, procs: Processes,
-                             echo_url: str) -> Server:
+                             echo_url: str, api: str = "realtime") -> Server:
     if args.target_url is None:
+        name = BRIDGE_NAMES[api]
         cb = await start_callbridge(procs, echo_url, cpu=r.server_cpu, record=args.record,
-                                    audio=args.audio)
+                                    audio=args.audio, api=api, name=name)
         port = int(cb.url.rsplit(":", 1)[1])
-        return Server("callbridge", Target(flow="twilio", server_url=cb.url,
-                                           public_url=PUBLIC_URL, auth_token=cb.auth_token),
-                      cb.proc.pid, ("127.0.0.1", port, "/healthz"))
+        return Server(name, Target(flow="twilio", server_url=cb.url, public_url=PUBLIC_URL,
+                                   auth_token=cb.auth_token),
+                      cb.proc.pid, ("127.0.0.1", port, "/healthz"), api)
     url = args.target_url
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme in (
         "https", "wss") else 80)
-    r.say(f"echo upstream (the fake OpenAI Realtime server) is at {echo_url}: start the bridge "
-          f"under test with it as its Realtime URL, pinned with `taskset -c {r.server_cpu}`; "
+    kind = "GPT-Live" if api == "live" else "Realtime"
+    r.say(f"echo upstream (the fake OpenAI {kind} server) is at {echo_url}: start the bridge "
+          f"under test with it as its {kind} URL, pinned with `taskset -c {r.server_cpu}`; "
           f"waiting for {host}:{port} …")
     deadline = time.monotonic() + args.target_wait
     while True:
@@ -429,16 +527,17 @@ async def _bridge_under_test(r: Run, args: argparse.Namespace, procs: Processes,
     if health and await http_get_ms(*health) is None:
         r.say(f"{args.healthz_path} does not answer 2xx on the target: no loop-lag probe")
         health = None
-    return Server(args.target_name, target, args.target_pid, health)
+    return Server(args.target_name, target, args.target_pid, health, api)
 
 
 def _exit_status(result: dict[str, Any], args: argparse.Namespace) -> int:
-    steps = result["relay"] + result["bridge"]
+    live = result.get("live", {}).get("steps", [])
+    steps = result["relay"] + result["bridge"] + live
     broken = [s for s in steps if s["lost"] or not s["echoed"] or s["failed"]
               or s["dropped_calls"]]
     hook = result.get("webhook")
     if hook and hook["failed"]:
         broken.append(hook)
     if args.smoke:
-        return 1 if broken or not result["bridge"] else 0
+        return 1 if broken or not result["bridge"] or ("live" in result and not live) else 0
     return 0

@@ -10,6 +10,10 @@ the death of the harness itself, through `PR_SET_PDEATHSIG` and a closed stdin),
     CALLBRIDGE_CHUNK_MS=20   CALLBRIDGE_LEAD_MS=5000
     CALLBRIDGE_AUDIO_FORMAT=pcm16 (with `--audio pcm16` only: μ-law ⇄ PCM16 24 kHz, resampled)
 
+and, for a GPT-Live agent (`api="live"`), `CALLBRIDGE_MODEL=gpt-live-1.1` with
+`CALLBRIDGE_LIVE_URL=ws://127.0.0.1:<echo>/v1/live/sessions` (the echo upstream run with
+`--api live`; CALLBRIDGE_OPENAI_URL points there too, so nothing can reach OpenAI).
+
 A 20 ms chunk sends each echoed frame on as soon as it arrives (the default 40 ms would hold every
 other frame back for the next one), and a 5 s lead means pacing never delays one: the callers echo
 marks on a 20 ms play clock, so Twilio "holds" about one frame.
@@ -182,9 +186,14 @@ class Callbridge:
     env: dict[str, str]
 
 
+LIVE_MODEL = "gpt-live-1.1"
+
+
 async def start_callbridge(procs: Processes, echo_url: str, *, cpu: int | None, record: str,
-                           audio: str = "pcmu", log_level: str = "info") -> Callbridge:
-    """`callbridge serve` on a free loopback port, against the echo upstream; waits for /healthz."""
+                           audio: str = "pcmu", api: str = "realtime", name: str = "callbridge",
+                           log_level: str = "info") -> Callbridge:
+    """`callbridge serve` on a free loopback port, against the echo upstream; waits for /healthz.
+    `api="live"`: its agent is a GPT-Live one and `echo_url` the GPT-Live echo's."""
     port = free_port()
     token = os.urandom(12).hex()
     database = "none"
@@ -202,6 +211,8 @@ async def start_callbridge(procs: Processes, echo_url: str, *, cpu: int | None, 
     })
     if audio != "pcmu":
         env["CALLBRIDGE_AUDIO_FORMAT"] = audio
+    if api == "live":
+        env |= {"CALLBRIDGE_MODEL": LIVE_MODEL, "CALLBRIDGE_LIVE_URL": echo_url}
     if database != "none":
         upgrade = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callbridge", "db", "upgrade", env=env, cwd=procs.workdir,
@@ -211,22 +222,29 @@ async def start_callbridge(procs: Processes, echo_url: str, *, cpu: int | None, 
             raise RuntimeError(f"callbridge db upgrade failed: {err.decode()[-500:]}")
     argv = [sys.executable, "-m", "callbridge", "--log-level", log_level, "serve",
             "--host", "127.0.0.1", "--port", str(port)]
-    proc = await procs.start("callbridge", argv, cpu=cpu, env=env)
+    proc = await procs.start(name, argv, cpu=cpu, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.process.returncode is not None:
-            raise RuntimeError(f"callbridge serve exited with {proc.process.returncode}:\n"
+            raise RuntimeError(f"{name} serve exited with {proc.process.returncode}:\n"
                                f"{proc.tail()}")
         if await http_get_ms("127.0.0.1", port, "/healthz") is not None:
             return Callbridge(proc, url, token, env)
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"callbridge serve did not answer /healthz within 30 s:\n{proc.tail()}")
+    raise RuntimeError(f"{name} serve did not answer /healthz within 30 s:\n{proc.tail()}")
 
 
 async def http_get_ms(host: str, port: int, path: str, within: float = 5.0) -> float | None:
     """Milliseconds for a fresh connection to answer `GET path` with 2xx, or None."""
     started = time.perf_counter()
+    if await http_get(host, port, path, within) is None:
+        return None
+    return (time.perf_counter() - started) * 1000
+
+
+async def http_get(host: str, port: int, path: str, within: float = 5.0) -> bytes | None:
+    """The body of a 2xx answer to `GET path` on a fresh connection, or None."""
     writer = None
     try:
         async with asyncio.timeout(within):
@@ -234,7 +252,7 @@ async def http_get_ms(host: str, port: int, path: str, within: float = 5.0) -> f
             writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
                          .encode())
             status = await reader.readline()
-            await reader.read()
+            rest = await reader.read()
     except (OSError, TimeoutError):
         return None
     finally:
@@ -242,7 +260,7 @@ async def http_get_ms(host: str, port: int, path: str, within: float = 5.0) -> f
             writer.close()
     if not status.startswith(b"HTTP/1.1 2"):
         return None
-    return (time.perf_counter() - started) * 1000
+    return rest.partition(b"\r\n\r\n")[2]
 
 
 # ---------------------------------------------------------------------- /proc

@@ -1,6 +1,8 @@
-"""The load harness's echo upstream: what it confirms and how it cuts echoed audio into responses.
+"""The load harness's echo upstream: what it confirms and how it cuts echoed audio into responses,
+and, speaking GPT-Live, that it stays a valid GPT-Live server whose echo keeps the callers' tags.
 
-One `EchoSession` driven with the texts a bridge sends, its replies recorded by a fake socket.
+One `EchoSession` (or `LiveEchoSession`) driven with the texts a bridge sends, its replies recorded
+by a fake socket.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ import base64
 import json
 from typing import Any
 
-from benchmarks.load.echo_upstream import EchoSession
+from benchmarks.load.echo_upstream import AppendCounts, EchoSession, LiveEchoSession
+from benchmarks.load.frames import tag_payload
+
+from callbridge.core.live_events import AppendAudio, SessionClose, SessionStart
+from callbridge.core.live_silence import SILENCE_FRAME
+from callbridge.testing.live_validation import validate_live_server_event
 
 
 class RecordingSocket:
@@ -81,8 +88,6 @@ def test_the_gpt_live_echo_starts_on_session_start_and_echoes_each_frame_at_once
     """--api live: session.start → session.started (μ-law 8 kHz); every append comes straight
     back as one output delta with the same audio; session.close → session.closed with the
     seconds of audio heard."""
-    from benchmarks.load.echo_upstream import LiveEchoSession
-
     socket = RecordingSocket()
     echo = LiveEchoSession(socket)  # type: ignore[arg-type]
     echo.on_event(b'{"type":"session.start","session":{"model":"gpt-live-1.1"}}')
@@ -99,3 +104,41 @@ def test_the_gpt_live_echo_starts_on_session_start_and_echoes_each_frame_at_once
                                                               "rate": 8000}
     assert [base64.b64decode(e["delta"]) for e in socket.events[1:3]] == [frame, frame]
     assert socket.events[3]["usage"] == {"seconds": 0.04}
+
+
+def _live_session() -> tuple[LiveEchoSession, RecordingSocket, AppendCounts]:
+    socket, counts = RecordingSocket(), AppendCounts()
+    return LiveEchoSession(socket, counts), socket, counts  # type: ignore[arg-type]
+
+
+def test_every_event_of_the_gpt_live_echo_is_a_valid_gpt_live_server_event() -> None:
+    """What callbridge sends (its own serializers) gets answers the SDK's GPT-Live server event
+    types accept strictly: no undeclared field (the audio delta carries no event_id)."""
+    echo, socket, _ = _live_session()
+    echo.on_event(SessionStart({"model": "gpt-live-1.1"}).serialize().encode())
+    echo.on_event(AppendAudio(tag_payload(7, 1)).serialize().encode())
+    echo.on_event(SessionClose().serialize().encode())
+    assert [e["type"] for e in socket.events] == ["session.started",
+                                                   "session.output_audio.delta",
+                                                   "session.closed"]
+    for event in socket.events:
+        validate_live_server_event(event)
+
+
+def test_the_gpt_live_echo_gives_back_the_tagged_frame_byte_for_byte() -> None:
+    """A caller's tagged frame, appended by callbridge, comes back as the very same base64 text,
+    so the callers match it by tag as on the Realtime path."""
+    echo, socket, _ = _live_session()
+    echo.on_event(AppendAudio(tag_payload(3, 42)).serialize().encode())
+    assert socket.events == [{"type": "session.output_audio.delta", "delta": tag_payload(3, 42)}]
+
+
+def test_the_gpt_live_echo_counts_the_bridges_silence_apart_from_the_callers_audio() -> None:
+    """callbridge's filler for stalled input (μ-law silence) is echoed too, and counted as silent;
+    a tagged frame is not."""
+    echo, socket, counts = _live_session()
+    for payload in (tag_payload(1, 1), SILENCE_FRAME, SILENCE_FRAME, tag_payload(1, 2)):
+        echo.on_event(AppendAudio(payload).serialize().encode())
+    assert len(socket.events) == 4
+    assert (counts.appends, counts.silent) == (4, 2)
+    assert json.loads(counts.as_json()) == {"appends": 4, "silent": 2}

@@ -131,6 +131,35 @@ def test_agent_audio_makes_a_reply_that_ends_after_quiet_and_silence_outside_is_
     assert model.stop_reply(reply, PROFILE) == []
 
 
+def test_a_delta_is_silence_only_when_silent_throughout_not_at_its_edges() -> None:
+    """Silence is a delta whose every byte is μ-law silence: voiced audio between silent edges
+    opens a reply, and an empty delta is silence."""
+    model = LiveModel(PROFILE, gap_s=0.8)
+    model.socket_opened()
+    edged = base64.b64encode(b"\xff" * 60 + bytes(range(0x10, 0x38)) + b"\xff" * 60).decode()
+    assert list(model.receive(ev("session.output_audio.delta", delta=""), 1.0)) == []
+    assert list(model.receive(ev("session.output_audio.delta", delta=SILENT), 1.0)) == []
+    assert kinds(model.receive(ev("session.output_audio.delta", delta=edged), 1.0)) == [
+        "ReplyStarted", "AgentAudio"]
+
+
+def test_next_tick_is_the_earliest_of_the_input_clock_the_reply_gap_and_the_caller_gap() -> None:
+    """Nothing is due before the session starts; then the input clock's wake-up; an open reply
+    and an open caller turn each end gap_s after they were last heard, whichever comes first."""
+    model = LiveModel(PROFILE, gap_s=0.8)
+    model.socket_opened()
+    assert model.next_tick is None
+    model.receive(started(), 10.0)
+    assert model.next_tick == pytest.approx(10.101)  # 100 ms of slack before silence is owed
+    for _ in range(250):
+        model.append_audio(SILENT)  # 5 s of caller audio: the input clock is far ahead
+    model.receive(ev("session.output_audio.delta", delta=VOICED), 10.2)
+    assert model.next_tick == pytest.approx(11.0)  # the reply's gap
+    model.receive(words("input", " uh-huh", 100, 300), 10.3)
+    model.receive(ev("session.output_audio.delta", delta=VOICED), 10.5)
+    assert model.next_tick == pytest.approx(11.1)  # the caller's backchannel's gap
+
+
 def test_a_caller_turn_in_the_clear_owes_no_reply_and_a_backchannel_is_only_words() -> None:
     """Caller words end with a turn (latency measured from it) when the agent answers or after
     quiet; words while the agent talks are a transcript only."""

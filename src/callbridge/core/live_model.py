@@ -60,7 +60,10 @@ MAX_COMMENTARY_CHARS = 1600  # an append is ≤500 tokens; ~4 characters a token
 # answer.
 BACKEND_FAILED = ("The answer could not be found just now. Apologise briefly, say you cannot "
                   "check that at the moment, and offer to help with something else.")
-_SILENT_CHARS = frozenset("/w8=")  # base64 of μ-law silence (0xFF) uses only these
+# base64 of μ-law silence (0xFF) uses only these: a delta is silent when stripping them leaves
+# nothing, which for voiced audio stops at its first character (a set of the whole delta, per
+# delta, was the GPT-Live path's dearest line under load)
+_SILENT_CHARS = "/w8="
 BYTES_PER_MS = 8
 _EPSILON_S = 1e-6
 
@@ -188,14 +191,14 @@ class LiveModel:
 
     @property
     def next_tick(self) -> float | None:
-        """When `tick` has work if nothing else happens first."""
-        times = [self.input.next_wakeup]
+        """When `tick` has work if nothing else happens first (read after every message, so
+        without building a list)."""
+        at = self.input.next_wakeup
         if self._reply is not None:
-            times.append(self._voiced_at + self.gap_s)
+            at = _earlier(at, self._voiced_at + self.gap_s)
         if self._caller:
-            times.append(self._caller_heard_at + self.gap_s)
-        due = [t for t in times if t is not None]
-        return min(due) if due else None
+            at = _earlier(at, self._caller_heard_at + self.gap_s)
+        return at
 
     def tick(self, now: float) -> tuple[list[m.ModelInput], list[SendRealtime]]:
         """Silence for a stalled caller, and the turns that time has ended."""
@@ -243,7 +246,7 @@ class LiveModel:
         return (m.Configured(accepted, detail, event.expires_at),)
 
     def _audio(self, event: live.AudioDelta, now: float) -> Sequence[m.ModelInput]:
-        silent = set(event.delta) <= _SILENT_CHARS
+        silent = not event.delta.strip(_SILENT_CHARS)
         inputs: list[m.ModelInput] = []
         if self._reply is None:
             if silent:
@@ -384,6 +387,10 @@ class LiveModel:
         self._outputs_waiting = 0
         self._delegations.clear()  # a new session never gets an old delegation's answer
         self.input.stop()
+
+
+def _earlier(at: float | None, other: float) -> float:
+    return other if at is None or other < at else at
 
 
 def clip_commentary(text: str) -> str:
