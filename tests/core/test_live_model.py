@@ -19,7 +19,12 @@ from callbridge.core.actions import (
 )
 from callbridge.core.agent import AgentProfile, LiveOptions
 from callbridge.core.history import ConversationHistory
-from callbridge.core.live_model import BACKEND_FAILED, MAX_COMMENTARY_CHARS, LiveModel
+from callbridge.core.live_model import (
+    BACKEND_FAILED,
+    MAX_COMMENTARY_CHARS,
+    PAUSE_S,
+    LiveModel,
+)
 from callbridge.core.model_choice import model_for
 from callbridge.core.realtime_model import RealtimeModel
 from callbridge.core.reports import ReplyUsage, TurnLatency
@@ -112,8 +117,9 @@ def test_waiting_for_an_answering_machine_verdict_mutes_then_unmutes() -> None:
 
 
 def test_agent_audio_makes_a_reply_that_ends_after_quiet_and_silence_outside_is_dropped() -> None:
-    """Voiced audio opens a reply (one item); gap_s of quiet ends it; pure silence between
-    replies is never forwarded; nothing ever asks for a cut or a cancel."""
+    """Voiced audio opens a reply (one item); a pause in its audio has what was sent play at
+    once; gap_s of quiet ends it; pure silence between replies is never forwarded; nothing ever
+    asks for a cut or a cancel."""
     model = LiveModel(PROFILE, gap_s=0.8)
     model.socket_opened()
     assert list(model.receive(ev("session.output_audio.delta", delta=SILENT), 1.0)) == []
@@ -122,6 +128,9 @@ def test_agent_audio_makes_a_reply_that_ends_after_quiet_and_silence_outside_is_
     reply = inputs[0].reply_id  # type: ignore[union-attr]
     assert kinds(model.receive(ev("session.output_audio.delta", delta=SILENT), 1.1)) == [
         "AgentAudio"]
+    assert model.next_tick == 1.1 + PAUSE_S
+    assert model.tick(1.3) == ([], [])
+    assert model.tick(1.1 + PAUSE_S) == ([m.AgentAudioPaused(reply, reply)], [])
     assert model.next_tick == 1.8
     assert model.tick(1.7) == ([], [])
     ended, _ = model.tick(1.8)
@@ -144,8 +153,9 @@ def test_a_delta_is_silence_only_when_silent_throughout_not_at_its_edges() -> No
 
 
 def test_next_tick_is_the_earliest_of_the_input_clock_the_reply_gap_and_the_caller_gap() -> None:
-    """Nothing is due before the session starts; then the input clock's wake-up; an open reply
-    and an open caller turn each end gap_s after they were last heard, whichever comes first."""
+    """Nothing is due before the session starts; then the input clock's wake-up; a pause in a
+    reply's audio; an open reply and an open caller turn each end gap_s after they were last
+    heard, whichever comes first."""
     model = LiveModel(PROFILE, gap_s=0.8)
     model.socket_opened()
     assert model.next_tick is None
@@ -154,10 +164,17 @@ def test_next_tick_is_the_earliest_of_the_input_clock_the_reply_gap_and_the_call
     for _ in range(250):
         model.append_audio(SILENT)  # 5 s of caller audio: the input clock is far ahead
     model.receive(ev("session.output_audio.delta", delta=VOICED), 10.2)
+    assert model.next_tick == pytest.approx(10.2 + PAUSE_S)  # a pause in the reply's audio
+    model.tick(10.2 + PAUSE_S)  # the input clock forgives all but 200 ms of its lead here
+    for _ in range(30):
+        model.append_audio(SILENT)  # 600 ms more: ahead again
     assert model.next_tick == pytest.approx(11.0)  # the reply's gap
-    model.receive(words("input", " uh-huh", 100, 300), 10.3)
-    model.receive(ev("session.output_audio.delta", delta=VOICED), 10.5)
-    assert model.next_tick == pytest.approx(11.1)  # the caller's backchannel's gap
+    model.receive(words("input", " uh-huh", 100, 300), 10.5)
+    model.receive(ev("session.output_audio.delta", delta=VOICED), 10.6)
+    model.tick(10.6 + PAUSE_S)
+    for _ in range(30):
+        model.append_audio(SILENT)
+    assert model.next_tick == pytest.approx(11.3)  # the caller's backchannel's gap
 
 
 def test_a_caller_turn_in_the_clear_owes_no_reply_and_a_backchannel_is_only_words() -> None:
@@ -174,7 +191,8 @@ def test_a_caller_turn_in_the_clear_owes_no_reply_and_a_backchannel_is_only_word
     model.receive(words("input", " mhm", 2600, 2800), 2.6)  # while the agent talks
     model.receive(ev("session.output_audio.delta", delta=VOICED), 2.9)
     inputs, _ = model.tick(3.4)
-    assert inputs == [m.CallerTranscript("live_caller_2", "mhm")]
+    assert inputs == [m.AgentAudioPaused("live_reply_1", "live_reply_1"),
+                      m.CallerTranscript("live_caller_2", "mhm")]
 
 
 def test_tools_run_once_and_the_backend_continues_once_every_call_is_answered() -> None:
@@ -444,12 +462,6 @@ def agent_bytes_sent(actions: list[Any]) -> int:
                if f["event"] == "media")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a GPT-Live reply's last partial 20 ms frame waits for the reply's inferred end. "
-    "The outbound queue sends only whole 160-byte frames and pads an item's remainder when the "
-    "model says the item is done; GPT-Live has no done event, so that is 0.8 s (gap_s) after the "
-    "last voiced delta arrived: the caller hears the reply, a pause, then a ≤20 ms blip (0.2 s "
-    "late against the fake, whose output runs 0.5 s ahead; up to 0.8 s on a real-time stream)"))
 def test_the_last_partial_frame_of_a_reply_plays_right_after_the_rest() -> None:
     """250 ms of agent audio in one delta (12 whole frames and 80 bytes): all of it reaches
     Twilio within 100 ms of the time it takes to play, not when the reply ends 0.8 s later."""

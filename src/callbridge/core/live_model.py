@@ -50,6 +50,9 @@ FATAL_ERROR_CODES = frozenset({
     "invalid_model", "model_not_found", "forbidden",
 })
 CONFLICT_CODES = frozenset({"function_call_outputs_required"})
+# No audio delta for this long in a reply: a pause (deltas come paced in real time, far more
+# often), so what was sent plays now rather than when the reply is found over (gap_s).
+PAUSE_S = 0.25
 # Caller speech during an agent reply that means the caller talked over it (the model then
 # stops by itself): at least this many words, or this long; less is a backchannel.
 TALKED_OVER_WORDS = 3
@@ -83,6 +86,8 @@ class LiveModel:
         self._reply: str | None = None  # the agent reply under way (its item has the same id)
         self._reply_text: list[str] = []
         self._voiced_at = 0.0  # last voiced audio or words of the reply under way
+        self._audio_at = 0.0  # the reply's last audio delta, voiced or not
+        self._paused = False  # that pause was reported (AgentAudioPaused)
         self._caller: list[live.TranscriptDelta] = []  # the caller's open turn
         self._caller_heard_at = 0.0
         self._caller_turns = 0
@@ -196,6 +201,8 @@ class LiveModel:
         at = self.input.next_wakeup
         if self._reply is not None:
             at = _earlier(at, self._voiced_at + self.gap_s)
+            if not self._paused:
+                at = _earlier(at, self._audio_at + PAUSE_S)
         if self._caller:
             at = _earlier(at, self._caller_heard_at + self.gap_s)
         return at
@@ -206,7 +213,11 @@ class LiveModel:
                  for _ in range(self.input.silence_due(now))]
         inputs: list[m.ModelInput] = []
         now += _EPSILON_S  # a tick at exactly `next_tick` must find its work due
-        if self._reply is not None and now - self._voiced_at >= self.gap_s:
+        reply = self._reply
+        if reply is not None and not self._paused and now - self._audio_at >= PAUSE_S:
+            self._paused = True  # what it sent so far plays now, its last partial frame too
+            inputs.append(m.AgentAudioPaused(reply, reply))
+        if reply is not None and now - self._voiced_at >= self.gap_s:
             inputs += self._end_reply()
         if self._caller and now - self._caller_heard_at >= self.gap_s:
             inputs += self._end_caller_turn(answered=self._reply is None)
@@ -254,6 +265,7 @@ class LiveModel:
             inputs += self._begin_reply(now)
         if not silent:
             self._voiced_at = now
+        self._audio_at, self._paused = now, False
         reply = self._reply
         assert reply is not None
         inputs.append(m.AgentAudio(reply, reply, 0, event.delta))

@@ -56,6 +56,15 @@ class AgentAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentAudioPaused:
+    """The model's audio for an item paused (no delta for a moment) while the item goes on:
+    what it sent so far should play now, its last partial frame included."""
+
+    reply_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentAudioDone:
     """The model sent all of an item's audio. `talked_over`: it stopped early because the
     caller talked over it (an API whose model stops by itself, with nothing to truncate)."""
@@ -148,7 +157,8 @@ class ModelError:
 
 
 ModelInput = (
-    SessionOpened | Configured | ReplyStarted | AgentAudio | AgentAudioDone | AgentText
+    SessionOpened | Configured | ReplyStarted | AgentAudio | AgentAudioPaused | AgentAudioDone
+    | AgentText
     | AgentTextDone | CallerSpeechStarted | CallerSpeechStopped | CallerTranscript
     | ToolCallRequested | ReplyDone | UsageReported | ModelError
 )

@@ -155,6 +155,14 @@ def on_agent_audio(s: CallSession, event: m.AgentAudio, now: float) -> list[Acti
     return stop + s.pump(now)
 
 
+def on_agent_audio_paused(s: CallSession, event: m.AgentAudioPaused,
+                          now: float) -> list[Action]:
+    if event.item_id not in s.speech.items:
+        return []
+    s.speech.outbound.pad(event.item_id)
+    return s.pump(now)
+
+
 def on_agent_audio_done(s: CallSession, event: m.AgentAudioDone, now: float) -> list[Action]:
     item = s.speech.items.get(event.item_id)
     if item is None:
@@ -252,6 +260,7 @@ HANDLERS: dict[type, _Handler] = {
     m.CallerTranscript: on_caller_transcript,
     m.ReplyStarted: on_reply_started,
     m.AgentAudio: on_agent_audio,
+    m.AgentAudioPaused: on_agent_audio_paused,
     m.AgentAudioDone: on_agent_audio_done,
     m.AgentText: on_agent_text,
     m.AgentTextDone: on_agent_text_done,

@@ -2,7 +2,8 @@
 
 The model streams audio in deltas of any size; Twilio plays smoothest from whole 160-byte frames.
 This queue holds audio per item in arrival order and hands out chunks that are multiples of 160
-bytes; an item's last partial frame is padded with μ-law silence when the model says it is done.
+bytes; an item's last partial frame is padded with μ-law silence when the model says it is done,
+or when it pauses (`pad`: GPT-Live never says).
 No I/O. No clock.
 """
 
@@ -46,6 +47,18 @@ class OutboundAudio:
         for segment in self._segments:
             if segment.item_id == item_id and not segment.complete:
                 segment.complete = True
+                remainder = len(segment.audio) % FRAME_BYTES
+                if remainder:
+                    pad = FRAME_BYTES - remainder
+                    segment.audio += SILENCE * pad
+                    self._bytes += pad
+
+    def pad(self, item_id: str) -> None:
+        """The model paused in `item_id` (an API whose model says no item is done): pad its
+        last partial frame with silence now, so it plays with the rest and not after the pause;
+        audio that follows starts a new frame."""
+        for segment in self._segments:
+            if segment.item_id == item_id and not segment.complete:
                 remainder = len(segment.audio) % FRAME_BYTES
                 if remainder:
                     pad = FRAME_BYTES - remainder
