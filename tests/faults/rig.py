@@ -202,6 +202,21 @@ async def into_a_reply(caller: FakeTwilioCaller, *, seed: int) -> float:
     return caller.now()
 
 
+async def through_a_stall(r: Rig, caller: FakeTwilioCaller, seconds: float, *,
+                          seed: int) -> tuple[float, bool]:
+    """Into a reply, the network between us and the model carries nothing for `seconds` (the
+    rig must be `proxied`), then the caller takes a turn. Returns (the audible gap, whether
+    that turn was answered)."""
+    assert r.proxy is not None
+    stalled_at = await into_a_reply(caller, seed=seed + 400)
+    r.proxy.stall()
+    await asyncio.sleep(seconds)
+    r.proxy.resume()
+    await caller.wait_for_agent_audio(timeout=8.0, after=caller.now())
+    return await settle_and_turn(caller, since=stalled_at, seed=seed, quiet_for=0.6,
+                                 within=15.0)
+
+
 async def settle_and_turn(caller: FakeTwilioCaller, *, since: float, seed: int,
                           quiet_for: float = 0.4, within: float = 10.0) -> tuple[float, bool]:
     """After a fault: wait until the agent is quiet, measure the audible gap since `since`, then

@@ -30,6 +30,7 @@ from tests.faults.rig import (
     into_a_reply,
     rig,
     settle_and_turn,
+    through_a_stall,
     turn,
     until,
 )
@@ -260,15 +261,8 @@ async def test_a_5_second_network_stall_mid_reply_is_given_up_within_3_s_and_the
 
     async def scenario(tmp: Path, i: int) -> Injection:
         async with rig(tmp, [reply], live=True, proxied=True, speed=1.0) as r:
-            assert r.proxy is not None
             caller = await r.call()
-            stalled_at = await into_a_reply(caller, seed=800 + i)
-            r.proxy.stall()
-            await asyncio.sleep(STALL_S)
-            r.proxy.resume()
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.now())
-            gap, went_on = await settle_and_turn(caller, since=stalled_at, seed=i,
-                                                 quiet_for=0.6, within=15.0)
+            gap, went_on = await through_a_stall(r, caller, STALL_S, seed=i + 400)
             lost = r.h.bridge_of(caller).notes["upstream_lost"]
             return await conclude(r, caller, went_on=went_on, gap=gap, upstream_lost=lost)
 

@@ -11,7 +11,6 @@ network, so it completes when the network resumes), then the rest of the reply.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,8 @@ from tests.faults.rig import (
     Injection,
     assert_survived,
     conclude,
-    into_a_reply,
     rig,
-    settle_and_turn,
+    through_a_stall,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,15 +42,8 @@ async def test_a_5_second_upstream_stall_is_given_up_within_3_s_and_the_call_goe
 
     async def scenario(tmp: Path, i: int) -> Injection:
         async with rig(tmp, replies, proxied=True, speed=1.0) as r:
-            assert r.proxy is not None
             caller = await r.call()
-            stalled_at = await into_a_reply(caller, seed=400 + i)
-            r.proxy.stall()
-            await asyncio.sleep(STALL_S)
-            r.proxy.resume()
-            await caller.wait_for_agent_audio(timeout=8.0, after=caller.now())
-            gap, went_on = await settle_and_turn(caller, since=stalled_at, seed=i,
-                                                 quiet_for=0.6, within=15.0)
+            gap, went_on = await through_a_stall(r, caller, STALL_S, seed=i)
             bridge = r.h.bridge_of(caller)
             return await conclude(r, caller, went_on=went_on, gap=gap,
                                   upstream_lost=bridge.notes["upstream_lost"],

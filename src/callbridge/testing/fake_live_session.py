@@ -35,6 +35,7 @@ from callbridge.testing.fake_live_config import Dropped, FakeLiveConfig, LiveRec
 from callbridge.testing.fake_live_delegation import Delegation, Delegations, Refused
 from callbridge.testing.fake_live_speech import Utterance, Voice
 from callbridge.testing.fake_live_wire import JsonDict
+from callbridge.testing.fake_model_server import client_event
 from callbridge.testing.fake_tasks import ConnectionTasks
 from callbridge.testing.live_validation import (
     ClientEventInvalid,
@@ -243,16 +244,9 @@ class LiveSession:
     async def _receive(self, message: str | bytes) -> None:
         if self._hung_up:
             return
-        if isinstance(message, bytes):
-            await self._reject("invalid_value", "Binary frames are not supported; send JSON text.")
-            return
-        try:
-            event = json.loads(message)
-        except ValueError as exc:
-            await self._reject("invalid_json", f"Invalid JSON: {exc}")
-            return
-        if not isinstance(event, dict):
-            await self._reject("invalid_value", "Expected a JSON object with a `type`.")
+        event = client_event(message)
+        if isinstance(event, tuple):
+            await self._reject(*event)
             return
         self.client_events.append(event)
         try:

@@ -12,6 +12,7 @@ served (`_handle`). Like the servers, it imports nothing from `callbridge.core` 
 from __future__ import annotations
 
 import asyncio
+import json
 from abc import abstractmethod
 from collections.abc import Callable
 from http import HTTPStatus
@@ -35,6 +36,20 @@ class Connection(Protocol):
 
 
 C = TypeVar("C", bound=Connection)
+
+
+def client_event(message: str | bytes) -> dict[str, Any] | tuple[str, str]:
+    """A client frame as its event, or the (code, message) both APIs refuse it with: a binary
+    frame, text that is not JSON, JSON that is not an object."""
+    if isinstance(message, bytes):
+        return "invalid_value", "Binary frames are not supported; send JSON text."
+    try:
+        event = json.loads(message)
+    except ValueError as exc:
+        return "invalid_json", f"Invalid JSON: {exc}"
+    if not isinstance(event, dict):
+        return "invalid_value", "Expected a JSON object with a `type`."
+    return event
 
 
 def bearer_problem(request: Request) -> tuple[HTTPStatus, str] | None:

@@ -27,6 +27,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 
 from callbridge.testing import fake_realtime_wire as wire
+from callbridge.testing.fake_model_server import client_event
 from callbridge.testing.fake_realtime_audio import (
     SUPPORTED_FORMATS,
     InputAudio,
@@ -182,16 +183,9 @@ class FakeConnection:
     # ---- receiving --------------------------------------------------------------------------
 
     async def _receive(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            await self._reject("invalid_value", "Binary frames are not supported; send JSON text.")
-            return
-        try:
-            event = json.loads(message)
-        except ValueError as exc:
-            await self._reject("invalid_json", f"Invalid JSON: {exc}")
-            return
-        if not isinstance(event, dict):
-            await self._reject("invalid_value", "Expected a JSON object with a `type`.")
+        event = client_event(message)
+        if isinstance(event, tuple):
+            await self._reject(*event)
             return
         self.client_events.append(event)
         try:
